@@ -1,0 +1,685 @@
+//! Homomorphic operations on ciphertexts.
+
+use std::sync::Arc;
+
+use crate::ciphertext::Ciphertext;
+use crate::encryption::scaled_message;
+use crate::error::{Error, Result};
+use crate::keys::RelinKeys;
+use crate::params::{BfvParameters, MAX_CIPHERTEXT_SIZE};
+use crate::plaintext::{Plaintext, PlaintextNtt, lift_centered};
+use crate::rns;
+
+/// How many 122-bit products a `u128` accumulator absorbs before it must
+/// be reduced.
+const LAZY_PRODUCTS: usize = 60;
+
+/// Evaluates additions, multiplications, relinearization and modulus
+/// switching. Stateless apart from the shared parameters; `Sync`.
+///
+/// Binary operations require both operands at the same level and in the
+/// same representation (coefficient or NTT form) and return a
+/// [`Error::LevelMismatch`] / [`Error::FormMismatch`] otherwise.
+#[derive(Clone, Debug)]
+pub struct Evaluator {
+    params: Arc<BfvParameters>,
+}
+
+impl Evaluator {
+    /// An evaluator for `params`.
+    pub fn new(params: &Arc<BfvParameters>) -> Self {
+        Self {
+            params: params.clone(),
+        }
+    }
+
+    /// The parameters.
+    pub fn parameters(&self) -> &Arc<BfvParameters> {
+        &self.params
+    }
+
+    fn check_pair(&self, a: &Ciphertext, b: &Ciphertext) -> Result<()> {
+        a.check(&self.params)?;
+        b.check(&self.params)?;
+        if a.level != b.level {
+            return Err(Error::LevelMismatch(format!(
+                "operands at levels {} and {}",
+                a.level, b.level
+            )));
+        }
+        if a.ntt != b.ntt {
+            return Err(Error::FormMismatch(
+                "one operand is in NTT form, the other is not".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `a + b`.
+    pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        let mut out = a.clone();
+        self.add_assign(&mut out, b)?;
+        Ok(out)
+    }
+
+    /// `a += b`.
+    pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        self.check_pair(a, b)?;
+        let basis = rns::basis_q(&self.params, a.level);
+        let zero = vec![0u64; basis.len() * self.params.degree()];
+        while a.polys.len() < b.polys.len() {
+            a.polys.push(zero.clone());
+        }
+        for (x, y) in a.polys.iter_mut().zip(&b.polys) {
+            rns::add_assign(&self.params, &basis, x, y);
+        }
+        a.seed = None;
+        Ok(())
+    }
+
+    /// `a - b`.
+    pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        let mut out = a.clone();
+        self.sub_assign(&mut out, b)?;
+        Ok(out)
+    }
+
+    /// `a -= b`.
+    pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        self.check_pair(a, b)?;
+        let basis = rns::basis_q(&self.params, a.level);
+        let zero = vec![0u64; basis.len() * self.params.degree()];
+        while a.polys.len() < b.polys.len() {
+            a.polys.push(zero.clone());
+        }
+        for (x, y) in a.polys.iter_mut().zip(&b.polys) {
+            rns::sub_assign(&self.params, &basis, x, y);
+        }
+        a.seed = None;
+        Ok(())
+    }
+
+    /// `-a`.
+    pub fn negate(&self, a: &Ciphertext) -> Result<Ciphertext> {
+        let mut out = a.clone();
+        self.negate_assign(&mut out)?;
+        Ok(out)
+    }
+
+    /// `a = -a`.
+    pub fn negate_assign(&self, a: &mut Ciphertext) -> Result<()> {
+        a.check(&self.params)?;
+        let basis = rns::basis_q(&self.params, a.level);
+        for x in a.polys.iter_mut() {
+            rns::neg_assign(&self.params, &basis, x);
+        }
+        a.seed = None;
+        Ok(())
+    }
+
+    fn scaled_plain_in_form(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Vec<u64>> {
+        pt.check(&self.params)?;
+        let mut dm = scaled_message(&self.params, ct.level, pt)?;
+        if ct.ntt {
+            rns::forward(&self.params, &rns::basis_q(&self.params, ct.level), &mut dm);
+        }
+        Ok(dm)
+    }
+
+    /// `ct + pt`.
+    pub fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        let mut out = ct.clone();
+        self.add_plain_assign(&mut out, pt)?;
+        Ok(out)
+    }
+
+    /// `ct += pt` (touches only the first polynomial: a seeded ciphertext stays seeded).
+    pub fn add_plain_assign(&self, ct: &mut Ciphertext, pt: &Plaintext) -> Result<()> {
+        ct.check(&self.params)?;
+        let dm = self.scaled_plain_in_form(ct, pt)?;
+        rns::add_assign(
+            &self.params,
+            &rns::basis_q(&self.params, ct.level),
+            &mut ct.polys[0],
+            &dm,
+        );
+        Ok(())
+    }
+
+    /// `ct - pt`.
+    pub fn sub_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        let mut out = ct.clone();
+        self.sub_plain_assign(&mut out, pt)?;
+        Ok(out)
+    }
+
+    /// `ct -= pt`.
+    pub fn sub_plain_assign(&self, ct: &mut Ciphertext, pt: &Plaintext) -> Result<()> {
+        ct.check(&self.params)?;
+        let dm = self.scaled_plain_in_form(ct, pt)?;
+        rns::sub_assign(
+            &self.params,
+            &rns::basis_q(&self.params, ct.level),
+            &mut ct.polys[0],
+            &dm,
+        );
+        Ok(())
+    }
+
+    /// Transforms every polynomial to NTT form (no-op if already there).
+    pub fn transform_to_ntt(&self, ct: &mut Ciphertext) -> Result<()> {
+        ct.check(&self.params)?;
+        if !ct.ntt {
+            let basis = rns::basis_q(&self.params, ct.level);
+            for p in ct.polys.iter_mut() {
+                rns::forward(&self.params, &basis, p);
+            }
+            ct.ntt = true;
+            ct.seed = None;
+        }
+        Ok(())
+    }
+
+    /// Transforms every polynomial back to coefficient form (no-op if already there).
+    pub fn transform_from_ntt(&self, ct: &mut Ciphertext) -> Result<()> {
+        ct.check(&self.params)?;
+        if ct.ntt {
+            let basis = rns::basis_q(&self.params, ct.level);
+            for p in ct.polys.iter_mut() {
+                rns::inverse(&self.params, &basis, p);
+            }
+            ct.ntt = false;
+        }
+        Ok(())
+    }
+
+    /// Lifts `pt` to NTT form at `level`: the form [`multiply_plain_ntt`](Self::multiply_plain_ntt) takes.
+    pub fn plain_to_ntt(&self, pt: &Plaintext, level: usize) -> Result<PlaintextNtt> {
+        PlaintextNtt::new(&self.params, pt, level)
+    }
+
+    /// `ct * pt` for a plaintext in coefficient form; the result keeps the
+    /// ciphertext's representation. Costs the plaintext's transform; to
+    /// multiply by the same plaintext often, use [`plain_to_ntt`](Self::plain_to_ntt) once.
+    pub fn multiply_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        ct.check(&self.params)?;
+        pt.check(&self.params)?;
+        let basis = rns::basis_q(&self.params, ct.level);
+        let p = lift_centered(&self.params, &basis, &pt.coeffs, true);
+        let mut out = ct.clone();
+        let was_ntt = out.ntt;
+        self.transform_to_ntt(&mut out)?;
+        for x in out.polys.iter_mut() {
+            rns::mul_assign(&self.params, &basis, x, &p);
+        }
+        if !was_ntt {
+            self.transform_from_ntt(&mut out)?;
+        }
+        out.seed = None;
+        Ok(out)
+    }
+
+    fn check_plain_ntt(&self, ct: &Ciphertext, pt: &PlaintextNtt) -> Result<()> {
+        ct.check(&self.params)?;
+        if pt.fingerprint != self.params.fingerprint() {
+            return Err(Error::ParameterMismatch(
+                "plaintext belongs to other parameters".into(),
+            ));
+        }
+        if !ct.ntt {
+            return Err(Error::FormMismatch(
+                "multiply_plain_ntt needs the ciphertext in NTT form (transform_to_ntt)".into(),
+            ));
+        }
+        if ct.level != pt.level {
+            return Err(Error::LevelMismatch(format!(
+                "ciphertext at level {}, plaintext at level {}",
+                ct.level, pt.level
+            )));
+        }
+        Ok(())
+    }
+
+    /// `ct * pt` with both in NTT form: one slot-wise product per polynomial and prime.
+    pub fn multiply_plain_ntt(&self, ct: &Ciphertext, pt: &PlaintextNtt) -> Result<Ciphertext> {
+        let mut out = ct.clone();
+        self.multiply_plain_ntt_assign(&mut out, pt)?;
+        Ok(out)
+    }
+
+    /// `ct *= pt` with both in NTT form.
+    pub fn multiply_plain_ntt_assign(&self, ct: &mut Ciphertext, pt: &PlaintextNtt) -> Result<()> {
+        self.check_plain_ntt(ct, pt)?;
+        let basis = rns::basis_q(&self.params, ct.level);
+        for x in ct.polys.iter_mut() {
+            rns::mul_assign(&self.params, &basis, x, &pt.data);
+        }
+        ct.seed = None;
+        Ok(())
+    }
+
+    /// `sum_j ct_j * pt_j` over NTT-form ciphertexts of one level and size,
+    /// with 128-bit lazy accumulation: one modular reduction per slot for up
+    /// to 60 products instead of one per product.
+    pub fn multiply_plain_accumulate(
+        &self,
+        pairs: &[(&Ciphertext, &PlaintextNtt)],
+    ) -> Result<Ciphertext> {
+        let Some((first, _)) = pairs.first() else {
+            return Err(Error::InvalidValue(
+                "multiply_plain_accumulate of no terms".into(),
+            ));
+        };
+        let size = first.polys.len();
+        for (ct, pt) in pairs {
+            self.check_plain_ntt(ct, pt)?;
+            if ct.level != first.level || ct.polys.len() != size {
+                return Err(Error::LevelMismatch("terms differ in level or size".into()));
+            }
+        }
+        let params = &self.params;
+        let n = params.degree();
+        let kl = params.moduli_count_at(first.level);
+        let mut polys = vec![vec![0u64; kl * n]; size];
+        let mut acc = vec![0u128; n];
+        for (s, out) in polys.iter_mut().enumerate() {
+            for i in 0..kl {
+                let m = &params.moduli[i];
+                acc.iter_mut().for_each(|a| *a = 0);
+                for (chunk_no, chunk) in pairs.chunks(LAZY_PRODUCTS).enumerate() {
+                    if chunk_no > 0 {
+                        for a in acc.iter_mut() {
+                            *a = m.reduce_u128(*a) as u128;
+                        }
+                    }
+                    for (ct, pt) in chunk {
+                        let c = &ct.polys[s][i * n..(i + 1) * n];
+                        let p = &pt.data[i * n..(i + 1) * n];
+                        for ((a, &x), &y) in acc.iter_mut().zip(c).zip(p) {
+                            *a += x as u128 * y as u128;
+                        }
+                    }
+                }
+                for (o, &a) in out[i * n..(i + 1) * n].iter_mut().zip(&acc) {
+                    *o = m.reduce_u128(a);
+                }
+            }
+        }
+        Ok(Ciphertext {
+            fingerprint: params.fingerprint(),
+            level: first.level,
+            ntt: true,
+            polys,
+            seed: None,
+        })
+    }
+
+    /// Basis Q_l followed by the auxiliary primes P_l.
+    fn basis_qp(&self, level: usize) -> Result<Vec<usize>> {
+        let ctx = self.params.level(level)?;
+        let mut b = rns::basis_q(&self.params, level);
+        let start = self.params.aux_index();
+        b.extend(start..start + ctx.aux_count);
+        Ok(b)
+    }
+
+    /// Exact lift of a coefficient-form polynomial from Q_l to Q_l ∪ P_l
+    /// (centered representative), returned in NTT form.
+    fn extend_to_qp_ntt(&self, level: usize, poly: &[u64], basis_qp: &[usize]) -> Result<Vec<u64>> {
+        let params = &self.params;
+        let ctx = params.level(level)?;
+        let n = params.degree();
+        let (k, m) = (ctx.k, ctx.aux_count);
+        let mc = &ctx.mul;
+        let mut out = vec![0u64; (k + m) * n];
+        out[..k * n].copy_from_slice(&poly[..k * n]);
+        let aux = &params.moduli[params.aux_index()..params.aux_index() + m];
+        let mut xs = [0u64; 64];
+        for c in 0..n {
+            let mut vf = 0f64;
+            for i in 0..k {
+                let (w, ws) = ctx.q_hat_inv[i];
+                let x = params.moduli[i].mul_shoup(poly[i * n + c], w, ws);
+                xs[i] = x;
+                vf += x as f64 * mc.q_inv_f64[i];
+            }
+            let v = vf.round() as u64;
+            for (j, pj) in aux.iter().enumerate() {
+                let row = &mc.q_hat_mod_p[j * k..(j + 1) * k];
+                let acc: u128 = xs[..k]
+                    .iter()
+                    .zip(row)
+                    .map(|(&x, &h)| x as u128 * h as u128)
+                    .sum();
+                let r = pj.reduce_u128(acc);
+                out[(k + j) * n + c] = pj.sub(r, pj.mul(v, mc.q_mod_p[j]));
+            }
+        }
+        rns::forward(params, basis_qp, &mut out);
+        Ok(out)
+    }
+
+    /// From a coefficient-form tensor over Q_l ∪ P_l, computes
+    /// `round(t/Q_l * x)` and returns it over Q_l.
+    fn scale_down_qp(&self, level: usize, x: &[u64]) -> Result<Vec<u64>> {
+        let params = &self.params;
+        let ctx = params.level(level)?;
+        let n = params.degree();
+        let (k, m) = (ctx.k, ctx.aux_count);
+        let mc = &ctx.mul;
+        let aux = &params.moduli[params.aux_index()..params.aux_index() + m];
+        let mut out = vec![0u64; k * n];
+        let mut xs = [0u64; 64];
+        let mut ys = [0u64; 64];
+        for c in 0..n {
+            // Scale: y = round(t x / Q) over P (see the derivation in DESIGN notes of params.rs).
+            let mut frac_hi = 0u128;
+            let mut frac_lo = 0u128;
+            for i in 0..k {
+                let (w, ws) = mc.qp_hat_inv_q[i];
+                let xi = params.moduli[i].mul_shoup(x[i * n + c], w, ws);
+                xs[i] = xi;
+                let prod = xi as u128 * mc.tp_frac[i] as u128;
+                frac_hi += prod >> 64;
+                frac_lo += prod as u64 as u128;
+            }
+            let rounded = frac_hi + ((frac_lo + (1u128 << 63)) >> 64);
+            let mut vf = 0f64;
+            for (j, pj) in aux.iter().enumerate() {
+                let row = &mc.tp_int_mod_p[j * k..(j + 1) * k];
+                let mut acc: u128 = xs[..k]
+                    .iter()
+                    .zip(row)
+                    .map(|(&a, &b)| a as u128 * b as u128)
+                    .sum();
+                acc += x[(k + j) * n + c] as u128 * mc.t_q_inv_mod_p[j] as u128;
+                acc += rounded;
+                let y = pj.reduce_u128(acc);
+                let (w, ws) = mc.p_hat_inv[j];
+                let yj = pj.mul_shoup(y, w, ws);
+                ys[j] = yj;
+                vf += yj as f64 * mc.p_inv_f64[j];
+            }
+            // Lift y (|y| << P/2, so the rounding of v is exact) from P to Q.
+            let v = vf.round() as u64;
+            for i in 0..k {
+                let qi = &params.moduli[i];
+                let row = &mc.p_hat_mod_q[i * m..(i + 1) * m];
+                let acc: u128 = ys[..m]
+                    .iter()
+                    .zip(row)
+                    .map(|(&a, &b)| a as u128 * b as u128)
+                    .sum();
+                out[i * n + c] = qi.sub(qi.reduce_u128(acc), qi.mul(v, mc.p_mod_q[i]));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `a * b` (tensor product, RNS BFV with an auxiliary base, HPS-style
+    /// exact lifts and scaling). The result has size `a.size() + b.size() - 1`
+    /// and is in coefficient form; relinearize it to get back to size 2.
+    pub fn multiply(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        self.check_pair_any_form(a, b)?;
+        self.tensor(a, Some(b))
+    }
+
+    /// `a *= b`.
+    pub fn multiply_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        *a = self.multiply(a, b)?;
+        Ok(())
+    }
+
+    /// `a^2`, cheaper than `multiply(a, a)`.
+    pub fn square(&self, a: &Ciphertext) -> Result<Ciphertext> {
+        a.check(&self.params)?;
+        self.tensor(a, None)
+    }
+
+    /// `a = a^2`.
+    pub fn square_assign(&self, a: &mut Ciphertext) -> Result<()> {
+        *a = self.square(a)?;
+        Ok(())
+    }
+
+    /// `a * b` followed by relinearization.
+    pub fn multiply_relin(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+        rk: &RelinKeys,
+    ) -> Result<Ciphertext> {
+        let mut out = self.multiply(a, b)?;
+        self.relinearize_assign(&mut out, rk)?;
+        Ok(out)
+    }
+
+    fn check_pair_any_form(&self, a: &Ciphertext, b: &Ciphertext) -> Result<()> {
+        a.check(&self.params)?;
+        b.check(&self.params)?;
+        if a.level != b.level {
+            return Err(Error::LevelMismatch(format!(
+                "operands at levels {} and {}",
+                a.level, b.level
+            )));
+        }
+        Ok(())
+    }
+
+    fn coeff_polys<'c>(&self, ct: &'c Ciphertext) -> std::borrow::Cow<'c, [Vec<u64>]> {
+        if ct.ntt {
+            let basis = rns::basis_q(&self.params, ct.level);
+            let mut polys = ct.polys.clone();
+            for p in polys.iter_mut() {
+                rns::inverse(&self.params, &basis, p);
+            }
+            std::borrow::Cow::Owned(polys)
+        } else {
+            std::borrow::Cow::Borrowed(&ct.polys)
+        }
+    }
+
+    fn tensor(&self, a: &Ciphertext, b: Option<&Ciphertext>) -> Result<Ciphertext> {
+        let params = &self.params;
+        let level = a.level;
+        let sa = a.polys.len();
+        let sb = b.map_or(sa, |b| b.polys.len());
+        let out_size = sa + sb - 1;
+        if out_size > MAX_CIPHERTEXT_SIZE {
+            return Err(Error::InvalidValue(format!(
+                "product would have {out_size} polynomials (at most {MAX_CIPHERTEXT_SIZE}); relinearize first"
+            )));
+        }
+        let basis = self.basis_qp(level)?;
+        let ext = |ct: &Ciphertext| -> Result<Vec<Vec<u64>>> {
+            self.coeff_polys(ct)
+                .iter()
+                .map(|p| self.extend_to_qp_ntt(level, p, &basis))
+                .collect()
+        };
+        let ea = ext(a)?;
+        let eb_owned;
+        let eb: &[Vec<u64>] = match b {
+            Some(b) => {
+                eb_owned = ext(b)?;
+                &eb_owned
+            }
+            None => &ea,
+        };
+        let len = basis.len() * params.degree();
+        let mut out = vec![vec![0u64; len]; out_size];
+        for (i, x) in ea.iter().enumerate() {
+            for (j, y) in eb.iter().enumerate() {
+                if b.is_none() && j < i {
+                    continue;
+                }
+                if b.is_none() && j > i {
+                    // Square: the cross term appears twice.
+                    let mut twice = x.clone();
+                    rns::add_assign(params, &basis, &mut twice, x);
+                    rns::mul_add_assign(params, &basis, &mut out[i + j], &twice, y);
+                } else {
+                    rns::mul_add_assign(params, &basis, &mut out[i + j], x, y);
+                }
+            }
+        }
+        let mut polys = Vec::with_capacity(out_size);
+        for mut p in out {
+            rns::inverse(params, &basis, &mut p);
+            polys.push(self.scale_down_qp(level, &p)?);
+        }
+        Ok(Ciphertext {
+            fingerprint: params.fingerprint(),
+            level,
+            ntt: false,
+            polys,
+            seed: None,
+        })
+    }
+
+    /// Relinearizes a size-3 ciphertext back to size 2 (key switching from
+    /// `s^2` to `s` with the special prime); size 2 is returned unchanged.
+    /// The result is in coefficient form.
+    pub fn relinearize(&self, ct: &Ciphertext, rk: &RelinKeys) -> Result<Ciphertext> {
+        let mut out = ct.clone();
+        self.relinearize_assign(&mut out, rk)?;
+        Ok(out)
+    }
+
+    /// In-place [`relinearize`](Self::relinearize).
+    pub fn relinearize_assign(&self, ct: &mut Ciphertext, rk: &RelinKeys) -> Result<()> {
+        ct.check(&self.params)?;
+        rk.check(&self.params)?;
+        match ct.polys.len() {
+            2 => return Ok(()),
+            3 => {}
+            s => {
+                return Err(Error::InvalidValue(format!(
+                    "relinearization takes a size-3 ciphertext, not size {s}"
+                )));
+            }
+        }
+        self.transform_from_ntt(ct)?;
+        let params = &self.params;
+        let n = params.degree();
+        let level = ct.level;
+        let ctx = params.level(level)?;
+        let kl = ctx.k;
+        let k = params.moduli().len();
+        let basis = rns::basis_q_special(params, level);
+        let c2 = ct.polys.pop().expect("size checked above");
+        let mut acc0 = vec![0u64; basis.len() * n];
+        let mut acc1 = vec![0u64; basis.len() * n];
+        let mut d = vec![0u64; basis.len() * n];
+        // Position of basis entry p inside a key row (over q_0..q_{k-1}, special).
+        let key_chunk = |p: usize| if p < kl { p } else { k };
+        for i in 0..kl {
+            let src = &c2[i * n..(i + 1) * n];
+            for (p, &mi) in basis.iter().enumerate() {
+                let m = &params.moduli[mi];
+                let dst = &mut d[p * n..(p + 1) * n];
+                if p == i {
+                    dst.copy_from_slice(src);
+                } else {
+                    for (o, &x) in dst.iter_mut().zip(src) {
+                        *o = m.reduce(x);
+                    }
+                }
+            }
+            rns::forward(params, &basis, &mut d);
+            let (b_row, a_row) = &rk.rows[i];
+            for (p, &mi) in basis.iter().enumerate() {
+                let m = &params.moduli[mi];
+                let kc = key_chunk(p);
+                let bk = &b_row[kc * n..(kc + 1) * n];
+                let ak = &a_row[kc * n..(kc + 1) * n];
+                let dd = &d[p * n..(p + 1) * n];
+                let a0 = &mut acc0[p * n..(p + 1) * n];
+                for ((o, &x), &y) in a0.iter_mut().zip(dd).zip(bk) {
+                    *o = m.add(*o, m.mul(x, y));
+                }
+                let a1 = &mut acc1[p * n..(p + 1) * n];
+                for ((o, &x), &y) in a1.iter_mut().zip(dd).zip(ak) {
+                    *o = m.add(*o, m.mul(x, y));
+                }
+            }
+        }
+        rns::inverse(params, &basis, &mut acc0);
+        rns::inverse(params, &basis, &mut acc1);
+        let special = params.special_modulus();
+        for (acc, target) in [(&acc0, 0usize), (&acc1, 1usize)] {
+            let sp = &acc[kl * n..(kl + 1) * n];
+            let out = &mut ct.polys[target];
+            for j in 0..kl {
+                let qj = &params.moduli[j];
+                let (w, ws) = ctx.special_inv[j];
+                for c in 0..n {
+                    let delta = qj.reduce_i64(special.center(sp[c]));
+                    let r = qj.mul_shoup(qj.sub(acc[j * n + c], delta), w, ws);
+                    out[j * n + c] = qj.add(out[j * n + c], r);
+                }
+            }
+        }
+        ct.seed = None;
+        Ok(())
+    }
+
+    /// Switches to the next level: drops the last prime `q_l` and divides
+    /// by it with rounding, shrinking the ciphertext and its noise together.
+    /// Keeps the ciphertext's representation.
+    pub fn mod_switch_to_next(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        let mut out = ct.clone();
+        self.mod_switch_to_next_assign(&mut out)?;
+        Ok(out)
+    }
+
+    /// In-place [`mod_switch_to_next`](Self::mod_switch_to_next).
+    pub fn mod_switch_to_next_assign(&self, ct: &mut Ciphertext) -> Result<()> {
+        ct.check(&self.params)?;
+        if ct.level >= self.params.max_level() {
+            return Err(Error::LevelMismatch(
+                "already at the last level: no prime left to drop".into(),
+            ));
+        }
+        let was_ntt = ct.ntt;
+        self.transform_from_ntt(ct)?;
+        let params = &self.params;
+        let n = params.degree();
+        let ctx = params.level(ct.level)?;
+        let last = ctx.k - 1;
+        let q_last = &params.moduli[last];
+        for poly in ct.polys.iter_mut() {
+            let (head, tail) = poly.split_at_mut(last * n);
+            for j in 0..last {
+                let qj = &params.moduli[j];
+                let (w, ws) = ctx.q_last_inv[j];
+                for (x, &l) in head[j * n..(j + 1) * n].iter_mut().zip(tail.iter()) {
+                    let delta = qj.reduce_i64(q_last.center(l));
+                    *x = qj.mul_shoup(qj.sub(*x, delta), w, ws);
+                }
+            }
+            poly.truncate(last * n);
+        }
+        ct.level += 1;
+        ct.seed = None;
+        if was_ntt {
+            self.transform_to_ntt(ct)?;
+        }
+        Ok(())
+    }
+
+    /// Switches down to `level` (repeated [`mod_switch_to_next`](Self::mod_switch_to_next)).
+    pub fn mod_switch_to_level(&self, ct: &Ciphertext, level: usize) -> Result<Ciphertext> {
+        if level < ct.level || level > self.params.max_level() {
+            return Err(Error::LevelMismatch(format!(
+                "cannot switch from level {} to level {level}",
+                ct.level
+            )));
+        }
+        let mut out = ct.clone();
+        while out.level < level {
+            self.mod_switch_to_next_assign(&mut out)?;
+        }
+        Ok(out)
+    }
+}
