@@ -92,6 +92,7 @@ impl BigUint {
     }
 
     /// Remainder modulo a word.
+    #[cfg(test)]
     pub fn rem_u64(&self, m: u64) -> u64 {
         let mut r = 0u128;
         for &l in self.limbs.iter().rev() {

@@ -79,7 +79,7 @@ impl Modulus {
         let carry = ((xl as u128 * rl as u128) >> 64) as u64;
         let t = xl as u128 * rh as u128 + carry as u128;
         let t2 = xh as u128 * rl as u128 + (t as u64) as u128;
-        let q = (xh as u64)
+        let q = xh
             .wrapping_mul(rh)
             .wrapping_add((t >> 64) as u64)
             .wrapping_add((t2 >> 64) as u64);

@@ -269,8 +269,6 @@ pub(crate) struct LevelContext {
     /// `[floor(Q/t)]_{q_i}` and `[Q]_t`, for scaling plaintexts by `Q/t`.
     pub delta: Vec<u64>,
     pub q_mod_t: u64,
-    /// `[t^-1]`... for the plaintext lift: `[t]_{q_i}`.
-    pub t_mod_q: Vec<u64>,
     /// Multiplication: indices of the auxiliary primes used at this level.
     pub aux_count: usize,
     pub mul: MulContext,
@@ -445,7 +443,6 @@ impl BfvParameters {
         let mut q_hat_inv = Vec::with_capacity(kl);
         let mut t_over_q = Vec::with_capacity(kl);
         let mut delta = Vec::with_capacity(kl);
-        let mut t_mod_q = Vec::with_capacity(kl);
         let q_mod_t = prod_mod(qs, t);
         for (i, qi) in qs.iter().enumerate() {
             q_hat_inv.push(shoup_pair(qi, inv(qi, q_hat_mod(i, qi))?));
@@ -457,7 +454,6 @@ impl BfvParameters {
             // floor(Q/t) = (Q - [Q]_t)/t = -[Q]_t * t^-1 mod q_i.
             let t_inv = inv(qi, t.value())?;
             delta.push(qi.mul(qi.neg(qi.reduce(q_mod_t)), t_inv));
-            t_mod_q.push(qi.reduce(t.value()));
         }
 
         // Multiplication constants.
@@ -521,7 +517,6 @@ impl BfvParameters {
             t_over_q,
             delta,
             q_mod_t,
-            t_mod_q,
             aux_count,
             mul,
             q_last_inv,
@@ -671,7 +666,7 @@ mod tests {
     fn bad_parameters_are_rejected() {
         let b = || BfvParametersBuilder::new().degree(4096);
         assert!(
-            b().plaintext_modulus(65537)
+            b().plaintext_modulus(12289)
                 .moduli_bits(&[50])
                 .build()
                 .is_err()

@@ -107,7 +107,6 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub struct NttPlan {
     pub(crate) n: usize,
-    pub(crate) log_n: u32,
     pub(crate) modulus: Modulus,
     pub(crate) backend: Backend,
     /// `psi^bitrev(i)` for `i < n` (entry 0 unused by the butterflies).
@@ -178,7 +177,6 @@ impl NttPlan {
             .expect("n is invertible mod an odd prime");
         let mut plan = Self {
             n,
-            log_n,
             modulus,
             backend,
             fwd,

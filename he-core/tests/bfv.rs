@@ -1,0 +1,240 @@
+//! Homomorphic identities at realistic sizes: Dec(Enc(a) op Enc(b)) == a op b
+//! slot-wise, noise budgets, and modulus switching.
+#![allow(missing_docs)]
+
+use std::sync::{Arc, OnceLock};
+
+use he_core::*;
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+struct Setup {
+    params: Arc<BfvParameters>,
+    sk: SecretKey,
+    pk: PublicKey,
+    rk: RelinKeys,
+}
+
+fn setup(n: usize) -> &'static Setup {
+    static S4096: OnceLock<Setup> = OnceLock::new();
+    static S8192: OnceLock<Setup> = OnceLock::new();
+    static S16384: OnceLock<Setup> = OnceLock::new();
+    let (cell, t_bits, q_bits, sp_bits): (_, u32, &[u32], u32) = match n {
+        // log q = 36 + 36 + 37 = 109
+        4096 => (&S4096, 18, &[36, 36], 37),
+        // log q = 54 + 54 + 55 + 55 = 218
+        8192 => (&S8192, 20, &[54, 54, 55], 55),
+        // log q = 7 * 54 + 60 = 438
+        16384 => (&S16384, 26, &[54, 54, 54, 54, 54, 54, 54], 60),
+        _ => unreachable!(),
+    };
+    cell.get_or_init(|| {
+        let params = BfvParametersBuilder::new()
+            .degree(n)
+            .plaintext_bits(t_bits)
+            .moduli_bits(q_bits)
+            .special_modulus_bits(sp_bits)
+            .build()
+            .unwrap();
+        assert!(!params.is_insecure());
+        let sk = SecretKey::random(&params).unwrap();
+        let pk = PublicKey::new(&sk).unwrap();
+        let rk = RelinKeys::new(&sk).unwrap();
+        Setup { params, sk, pk, rk }
+    })
+}
+
+fn random_slots(n: usize, t: u64, seed: u64) -> Vec<u64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut v: Vec<u64> = (0..n).map(|_| rng.random_range(0..t)).collect();
+    v[0] = t - 1;
+    v[1] = 0;
+    v
+}
+
+fn mul_mod(a: &[u64], b: &[u64], t: u64) -> Vec<u64> {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| ((x as u128 * y as u128) % t as u128) as u64)
+        .collect()
+}
+
+fn check_identities(n: usize, seed: u64, switch: bool) {
+    let s = setup(n);
+    let p = &s.params;
+    let t = p.plaintext().value();
+    let enc = BatchEncoder::new(p);
+    let ev = Evaluator::new(p);
+    let dec = Decryptor::new(&s.sk);
+    let encryptor = Encryptor::new(p, &s.pk).unwrap();
+    let a = random_slots(n, t, seed);
+    let b = random_slots(n, t, seed ^ 0x9e37_79b9);
+    let pa = enc.encode(&a).unwrap();
+    let pb = enc.encode(&b).unwrap();
+    let ca = encryptor.encrypt(&pa).unwrap();
+    let cb = s.sk.encrypt_symmetric(&pb).unwrap();
+    let open = |c: &Ciphertext| enc.decode(&dec.decrypt(c).unwrap()).unwrap();
+    let fresh = dec.noise_budget(&ca).unwrap();
+    assert!(fresh > 0);
+    assert_eq!(open(&ca), a);
+    assert_eq!(open(&cb), b);
+
+    let sum: Vec<u64> = a.iter().zip(&b).map(|(x, y)| (x + y) % t).collect();
+    assert_eq!(open(&ev.add(&ca, &cb).unwrap()), sum);
+    let diff: Vec<u64> = a.iter().zip(&b).map(|(x, y)| (x + t - y) % t).collect();
+    assert_eq!(open(&ev.sub(&ca, &cb).unwrap()), diff);
+    let neg: Vec<u64> = a.iter().map(|x| (t - x) % t).collect();
+    assert_eq!(open(&ev.negate(&ca).unwrap()), neg);
+    assert_eq!(open(&ev.add_plain(&ca, &pb).unwrap()), sum);
+    assert_eq!(open(&ev.sub_plain(&ca, &pb).unwrap()), diff);
+
+    let prod = mul_mod(&a, &b, t);
+    assert_eq!(open(&ev.multiply_plain(&ca, &pb).unwrap()), prod);
+    let mut ca_ntt = ca.clone();
+    ev.transform_to_ntt(&mut ca_ntt).unwrap();
+    let pb_ntt = ev.plain_to_ntt(&pb, ca.level()).unwrap();
+    let pm = ev.multiply_plain_ntt(&ca_ntt, &pb_ntt).unwrap();
+    assert!(pm.is_ntt());
+    assert_eq!(open(&pm), prod);
+    let acc = ev
+        .multiply_plain_accumulate(&[(&ca_ntt, &pb_ntt), (&ca_ntt, &pb_ntt)])
+        .unwrap();
+    let twice: Vec<u64> = prod.iter().map(|x| (2 * x) % t).collect();
+    assert_eq!(open(&acc), twice);
+
+    let ct_prod = ev.multiply(&ca, &cb).unwrap();
+    assert_eq!(ct_prod.size(), 3);
+    assert_eq!(open(&ct_prod), prod);
+    let relin = ev.relinearize(&ct_prod, &s.rk).unwrap();
+    assert_eq!(relin.size(), 2);
+    assert_eq!(open(&relin), prod);
+    let after_mult = dec.noise_budget(&relin).unwrap();
+    assert!(after_mult < fresh, "{after_mult} < {fresh}");
+    assert!(after_mult > 0);
+    assert_eq!(open(&ev.square(&ca).unwrap()), mul_mod(&a, &a, t));
+
+    if switch && n >= 8192 {
+        // One level down, a product is still correct (n = 4096 has one
+        // 36-bit prime left there: too little for a product).
+        let ca1 = ev.mod_switch_to_next(&ca).unwrap();
+        let cb1 = ev.mod_switch_to_next(&cb).unwrap();
+        assert_eq!(ca1.level(), 1);
+        assert_eq!(open(&ca1), a);
+        let p1 = ev.multiply_relin(&ca1, &cb1, &s.rk).unwrap();
+        assert!(dec.noise_budget(&p1).unwrap() > 0);
+        assert_eq!(open(&p1), prod);
+    }
+
+    // Depth-3 chain ((a*b)^2 * a), relinearizing each time; with `switch`,
+    // the result is then switched down to the last level (as the PSI
+    // sender does before answering).
+    let mut expect = prod.clone();
+    let mut chain = relin;
+    let mut last_budget = after_mult;
+    for step in 0..2 {
+        let (next, rhs) = if step == 0 {
+            (ev.square(&chain).unwrap(), mul_mod(&expect, &expect, t))
+        } else {
+            (ev.multiply(&chain, &ca).unwrap(), mul_mod(&expect, &a, t))
+        };
+        chain = ev.relinearize(&next, &s.rk).unwrap();
+        expect = rhs;
+        let budget = dec.noise_budget(&chain).unwrap();
+        assert!(
+            budget < last_budget || budget == 0,
+            "budget must shrink: {budget} < {last_budget}"
+        );
+        last_budget = budget;
+        if n >= 8192 {
+            // These parameter sets allow depth 3 with room to spare.
+            assert!(budget > 0, "depth {} budget exhausted", step + 2);
+            assert_eq!(open(&chain), expect);
+        }
+    }
+    if switch && n >= 8192 {
+        let low = ev.mod_switch_to_level(&chain, p.max_level()).unwrap();
+        assert!(dec.noise_budget(&low).unwrap() > 0);
+        assert_eq!(open(&low), expect);
+        let mut ser = low.clone();
+        ev.transform_to_ntt(&mut ser).unwrap();
+        assert_eq!(open(&ser), expect);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, .. ProptestConfig::default() })]
+    #[test]
+    fn identities_n4096(seed in any::<u64>(), switch in any::<bool>()) {
+        check_identities(4096, seed, switch);
+    }
+    #[test]
+    fn identities_n8192(seed in any::<u64>(), switch in any::<bool>()) {
+        check_identities(8192, seed, switch);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2, .. ProptestConfig::default() })]
+    #[test]
+    fn identities_n16384(seed in any::<u64>(), switch in any::<bool>()) {
+        check_identities(16384, seed, switch);
+    }
+}
+
+#[test]
+fn depth_with_and_without_switching_at_8192() {
+    check_identities(8192, 7, false);
+    check_identities(8192, 8, true);
+}
+
+#[test]
+fn signed_encoding_round_trips() {
+    let s = setup(4096);
+    let enc = BatchEncoder::new(&s.params);
+    let half = ((s.params.plaintext().value() - 1) / 2) as i64;
+    let v = vec![-half, half, -1, 0, 1];
+    let pt = enc.encode_signed(&v).unwrap();
+    assert_eq!(&enc.decode_signed(&pt).unwrap()[..5], &v[..]);
+    assert!(enc.encode_signed(&[half + 1]).is_err());
+    assert!(enc.encode(&[s.params.plaintext().value()]).is_err());
+    assert!(enc.encode(&vec![0; 4097]).is_err());
+}
+
+#[test]
+fn mismatched_operands_are_errors() {
+    let s = setup(4096);
+    let other = setup(8192);
+    let ev = Evaluator::new(&s.params);
+    let enc = BatchEncoder::new(&s.params);
+    let a = s.sk.encrypt_symmetric(&enc.encode(&[1]).unwrap()).unwrap();
+    let foreign = other
+        .sk
+        .encrypt_symmetric(&BatchEncoder::new(&other.params).encode(&[1]).unwrap())
+        .unwrap();
+    assert!(matches!(
+        ev.add(&a, &foreign),
+        Err(Error::ParameterMismatch(_))
+    ));
+    let low = ev.mod_switch_to_next(&a).unwrap();
+    assert!(matches!(ev.add(&a, &low), Err(Error::LevelMismatch(_))));
+    assert!(matches!(
+        ev.multiply(&a, &low),
+        Err(Error::LevelMismatch(_))
+    ));
+    assert!(matches!(
+        ev.mod_switch_to_next(&low),
+        Err(Error::LevelMismatch(_))
+    ));
+    let pt = ev.plain_to_ntt(&enc.encode(&[2]).unwrap(), 0).unwrap();
+    assert!(matches!(
+        ev.multiply_plain_ntt(&a, &pt),
+        Err(Error::FormMismatch(_))
+    ));
+    assert!(matches!(
+        ev.relinearize(&a, &other.rk),
+        Err(Error::ParameterMismatch(_))
+    ));
+    assert!(ev.multiply_plain_accumulate(&[]).is_err());
+    assert!(format!("{:?}", s.sk).contains("REDACTED"));
+}
