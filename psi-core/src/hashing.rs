@@ -178,6 +178,7 @@ pub struct CuckooTable {
     bins: Vec<Option<CuckooEntry>>,
     locations: HashMap<HashedItem, usize>,
     inputs: Vec<(usize, HashedItem)>,
+    input_items: HashMap<usize, HashedItem>,
     rng: ChaCha8Rng,
 }
 
@@ -205,6 +206,7 @@ impl CuckooTable {
             bins: vec![None; table_size],
             locations: HashMap::new(),
             inputs: Vec::new(),
+            input_items: HashMap::new(),
             rng: ChaCha8Rng::from_seed(seed),
         })
     }
@@ -232,7 +234,7 @@ impl CuckooTable {
     /// On [`Error::CuckooInsertFailed`] the table is unchanged.
     pub fn insert(&mut self, item: HashedItem, input_index: usize) -> Result<()> {
         if self.locations.contains_key(&item) {
-            self.inputs.push((input_index, item));
+            self.record_input(input_index, item);
             return Ok(());
         }
         // Try every candidate bin first.
@@ -240,7 +242,7 @@ impl CuckooTable {
             let b = bin_index(&item, f, self.table_size);
             if self.bins[b].is_none() {
                 self.place(b, item, f);
-                self.inputs.push((input_index, item));
+                self.record_input(input_index, item);
                 return Ok(());
             }
         }
@@ -257,7 +259,7 @@ impl CuckooTable {
                 if self.bins[b].is_none() {
                     undo.push((b, None));
                     self.place(b, current.item, f);
-                    self.inputs.push((input_index, item));
+                    self.record_input(input_index, item);
                     return Ok(());
                 }
             }
@@ -277,7 +279,7 @@ impl CuckooTable {
             match previous {
                 Some(p) => current = p,
                 None => {
-                    self.inputs.push((input_index, item));
+                    self.record_input(input_index, item);
                     return Ok(());
                 }
             }
@@ -296,6 +298,11 @@ impl CuckooTable {
             input_index,
             evictions: self.max_evictions,
         })
+    }
+
+    fn record_input(&mut self, input_index: usize, item: HashedItem) {
+        self.inputs.push((input_index, item));
+        self.input_items.entry(input_index).or_insert(item);
     }
 
     fn place(&mut self, b: usize, item: HashedItem, f: usize) {
@@ -349,8 +356,7 @@ impl CuckooTable {
     /// The bin holding the item inserted with `input_index` (the first one
     /// recorded when the same index was used twice).
     pub fn location_of_input(&self, input_index: usize) -> Option<usize> {
-        let (_, item) = self.inputs.iter().find(|(i, _)| *i == input_index)?;
-        self.location(item)
+        self.location(self.input_items.get(&input_index)?)
     }
 
     /// `(input_index, bin)` for every successful insertion, duplicates

@@ -161,6 +161,17 @@ impl fmt::Debug for BlindedState {
 }
 
 /// The client side of the batched OPRF.
+///
+/// ```
+/// use psi_core::oprf::{OprfClient, OprfKey};
+/// let key = OprfKey::generate().unwrap(); // server
+/// let (state, blinded) = OprfClient::blind(&[b"alice:hunter2", b"bob:pw"]).unwrap();
+/// let evaluated = key.evaluate_batch(&blinded).unwrap(); // server
+/// let outputs = OprfClient::finalize(state, &evaluated).unwrap();
+/// assert_eq!(outputs[0], key.evaluate_direct(b"alice:hunter2").unwrap());
+/// let (item, label_key) = outputs[0].item_and_label_key();
+/// # let _ = (item, label_key);
+/// ```
 pub struct OprfClient;
 
 impl OprfClient {
