@@ -78,8 +78,9 @@ fn seeds() -> &'static [u128; MAX_HASH_FUNCTIONS] {
     SEEDS.get_or_init(|| core::array::from_fn(derive_seed))
 }
 
-/// The public 16-byte seed of hash function `i` (`i < MAX_HASH_FUNCTIONS`;
-/// larger `i` are derived the same way and are also well defined).
+/// The public 16-byte seed of hash function `i`. The protocol uses
+/// `i < MAX_HASH_FUNCTIONS`; any other `i` is still well defined (seed of
+/// `i mod 256`) so that no index can panic.
 pub fn hash_seed(i: usize) -> [u8; 16] {
     seed_u128(i).to_le_bytes()
 }
