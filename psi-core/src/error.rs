@@ -185,4 +185,21 @@ pub enum Error {
     /// The JSON form of the parameters could not be parsed.
     #[error("parameter JSON: {0}")]
     Json(String),
+
+    // ---- protocol -----------------------------------------------------------
+    /// A homomorphic-encryption error (malformed ciphertext, wrong parameters, ...).
+    #[error("homomorphic encryption: {0}")]
+    He(#[from] he_core::Error),
+    /// A query or answer does not fit the parameters (shape, counts, bundle indices).
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// A saved sender database is corrupt, truncated or from another version.
+    #[error("corrupt sender database: {0}")]
+    CorruptDatabase(String),
+    /// Reading or writing a sender database failed.
+    #[error("I/O: {0}")]
+    Io(String),
+    /// A label was given for an unlabeled database, or is missing for a labeled one.
+    #[error("label error: {0}")]
+    LabelMismatch(String),
 }

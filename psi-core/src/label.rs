@@ -77,7 +77,7 @@ fn xor_keystream(key: &LabelKey, nonce: &[u8], data: &mut [u8]) {
         for (d, k) in chunk.iter_mut().zip(block.iter()) {
             *d ^= k;
         }
-        block.as_mut_slice().zeroize();
+        block[..].zeroize();
     }
 }
 

@@ -285,7 +285,7 @@ impl OprfOutput {
             .finalize();
         let mut key = [0u8; 32];
         key.copy_from_slice(&k[..32]);
-        k.as_mut_slice().zeroize();
+        k[..].zeroize();
         let lk = LabelKey::from_bytes(key);
         key.zeroize();
         (HashedItem(item), lk)

@@ -280,6 +280,26 @@ impl PsiParams {
         Ok(dag)
     }
 
+    /// Builds the BFV parameters. `bfv.coeff_modulus_bits` lists the
+    /// ciphertext primes followed by the special (key-switching) prime, as in
+    /// SEAL; the whole product is checked against the 128-bit security bound.
+    pub fn he_params(&self) -> Result<std::sync::Arc<he_core::BfvParameters>> {
+        let bits = &self.bfv.coeff_modulus_bits;
+        if bits.len() < 2 {
+            return Err(invalid(
+                "bfv.coeff_modulus_bits",
+                "need at least one ciphertext prime and the special prime",
+            ));
+        }
+        let (special, q) = bits.split_last().expect("length checked above");
+        Ok(he_core::BfvParametersBuilder::new()
+            .degree(self.bfv.poly_modulus_degree)
+            .plaintext_modulus(self.bfv.plain_modulus)
+            .moduli_bits(q)
+            .special_modulus_bits(*special)
+            .build()?)
+    }
+
     /// A 32-byte fingerprint of the parameters: SHA-512 of the wire form,
     /// truncated. Serialized objects carry it to bind them to their parameters.
     pub fn fingerprint(&self) -> [u8; 32] {

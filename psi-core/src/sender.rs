@@ -1,0 +1,806 @@
+//! The sender: its database of (item, label) pairs organised in bin
+//! bundles, and the answer to a query.
+//!
+//! Every item is OPRF-hashed with the sender's key, inserted into each of its
+//! `h` candidate bins (simple hashing), and stored in the first bin bundle
+//! whose bin has room (and, for labels, no item part colliding with it in
+//! any slot). For each bundle and slot the sender keeps the matching
+//! polynomial `r * prod(y - x_i)` (a random non-zero `r` per slot hides the
+//! values at non-roots) and, per label part, the interpolating polynomial
+//! through `(x_i, label_i)` plus a random multiple of the matching
+//! polynomial (so non-matching slots see noise, never a label). Coefficients
+//! of equal degree across slots are batched into plaintexts held in NTT form.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use he_core::{
+    BatchEncoder, BfvParameters, Ciphertext, Evaluator, Plaintext, PlaintextNtt, RelinKeys,
+};
+use rand::Rng;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::field::{ItemEncoder, bits_per_felt, felts_for_bytes, label_to_felts, prime_modulus};
+use crate::hashing::{HashedItem, simple_hash_bins};
+use crate::label::encrypt_label;
+use crate::messages::{OprfRequest, OprfResponse, Query, ResultPart};
+use crate::oprf::OprfKey;
+use crate::params::{PowersDag, PsiParams};
+use crate::poly::{from_roots, interpolate};
+use crate::wire::{Codec, Reader, Writer};
+
+/// An item ready to insert: its OPRF-derived PSI item and encrypted label.
+#[derive(Clone, Debug)]
+pub struct PreparedItem {
+    item: HashedItem,
+    label: Option<Arc<[u8]>>,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    item: u128,
+    label: Option<Arc<[u8]>>,
+}
+
+/// Batched polynomial coefficients of one polynomial family of a bundle:
+/// `ntt[j]` for degree `j >= 1` (None when zero in every slot) and the
+/// constant term as a plain plaintext.
+#[derive(Debug)]
+struct PolyPlaintexts {
+    constant: Plaintext,
+    ntt: Vec<Option<PlaintextNtt>>,
+}
+
+#[derive(Debug)]
+struct BundleCache {
+    matching: PolyPlaintexts,
+    labels: Vec<PolyPlaintexts>,
+}
+
+/// A bin bundle: `bins_per_bundle` bins of at most `max_items_per_bin`
+/// items each, and its cached plaintexts.
+#[derive(Debug)]
+struct BinBundle {
+    bins: Vec<Vec<Entry>>,
+    cache: Option<BundleCache>,
+}
+
+/// Sizes of a [`SenderDb`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SenderDbStats {
+    /// Distinct items.
+    pub items: u64,
+    /// Bin bundles (each answered with one result part).
+    pub bundles: u64,
+    /// Bundle indices (plaintext rows of the table).
+    pub bundle_indices: u64,
+    /// Approximate heap bytes of items, labels and cached plaintexts.
+    pub bytes_in_memory: u64,
+}
+
+/// The sender's database. Build it, then answer OPRF requests and queries;
+/// `&self` methods are thread-safe.
+///
+/// ```
+/// use psi_core::{OprfKey, PsiParams, Receiver, SenderDb};
+/// let params = PsiParams::from_json(include_str!("../params/test-small.json")).unwrap();
+/// let mut db = SenderDb::new(params.clone(), OprfKey::generate().unwrap()).unwrap();
+/// db.insert(&[(b"alice".as_slice(), b"label-a".as_slice()), (b"bob", b"label-b")]).unwrap();
+/// let receiver = Receiver::new(params).unwrap();
+/// let (request, pending) = receiver.oprf_request(&[b"bob".as_slice(), b"carol"]).unwrap();
+/// let response = db.evaluate_oprf(&request).unwrap();
+/// let (query, state) = receiver.create_query(pending, &response).unwrap();
+/// let parts = db.answer_all(&query).unwrap();
+/// let results = receiver.decode(&state, &parts).unwrap();
+/// assert_eq!(results[0].label.as_deref(), Some(&b"label-b"[..]));
+/// assert!(!results[1].matched);
+/// ```
+#[derive(Debug)]
+pub struct SenderDb {
+    params: PsiParams,
+    he: Arc<BfvParameters>,
+    dag: PowersDag,
+    oprf_key: OprfKey,
+    encoder: ItemEncoder,
+    bits_per_felt: u32,
+    label_parts: usize,
+    bundles: Vec<Vec<BinBundle>>,
+    items: u64,
+}
+
+/// Magic bytes and version of a saved sender database.
+const DB_MAGIC: &[u8; 8] = b"PSIDB\x00\x00\x01";
+const DB_VERSION: u16 = 1;
+
+impl SenderDb {
+    /// An empty database; validates the parameters first.
+    pub fn new(params: PsiParams, oprf_key: OprfKey) -> Result<Self> {
+        let dag = params.validate()?;
+        let he = params.he_params()?;
+        let t = prime_modulus(params.bfv.plain_modulus)?;
+        let encoder = ItemEncoder::new(&t, params.felts_per_item, params.item_bit_count())?;
+        let bpf = bits_per_felt(&t);
+        let label_parts = if params.label_byte_count == 0 {
+            0
+        } else {
+            felts_for_bytes(params.label_byte_count + params.nonce_byte_count, bpf)
+                .div_ceil(params.felts_per_item)
+        };
+        let bundles = (0..params.bundle_index_count()).map(|_| Vec::new()).collect();
+        Ok(Self {
+            params,
+            he,
+            dag,
+            oprf_key,
+            encoder,
+            bits_per_felt: bpf,
+            label_parts,
+            bundles,
+            items: 0,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &PsiParams {
+        &self.params
+    }
+
+    /// The OPRF key (secret; for persisting next to the database).
+    pub fn oprf_key(&self) -> &OprfKey {
+        &self.oprf_key
+    }
+
+    /// Whether labels are stored.
+    pub fn is_labeled(&self) -> bool {
+        self.params.label_byte_count > 0
+    }
+
+    /// Answers a batch of blinded OPRF elements (invalid points are errors).
+    pub fn evaluate_oprf(&self, request: &OprfRequest) -> Result<OprfResponse> {
+        Ok(OprfResponse {
+            elements: self.oprf_key.evaluate_batch(&request.elements)?,
+        })
+    }
+
+    /// OPRF-hashes items and encrypts their labels, in parallel. Labels must
+    /// be given exactly when the database is labeled, each at most
+    /// `label_byte_count` bytes.
+    pub fn prepare<I: AsRef<[u8]> + Sync, L: AsRef<[u8]> + Sync>(
+        &self,
+        items: &[(I, Option<L>)],
+    ) -> Result<Vec<PreparedItem>> {
+        let labeled = self.is_labeled();
+        items
+            .par_iter()
+            .map(|(item, label)| {
+                let out = self.oprf_key.evaluate_direct(item.as_ref())?;
+                let (hashed, key) = out.item_and_label_key();
+                let label = match (labeled, label) {
+                    (true, Some(l)) => Some(Arc::from(encrypt_label(
+                        &key,
+                        l.as_ref(),
+                        self.params.label_byte_count,
+                        self.params.nonce_byte_count,
+                    )?)),
+                    (false, None) => None,
+                    (true, None) => {
+                        return Err(Error::LabelMismatch("labeled database needs a label for every item".into()));
+                    }
+                    (false, Some(_)) => {
+                        return Err(Error::LabelMismatch("unlabeled database takes no labels".into()));
+                    }
+                };
+                Ok(PreparedItem { item: hashed, label })
+            })
+            .collect()
+    }
+
+    /// Inserts items with labels (labeled database), replacing the label of
+    /// items already present. Regenerates the touched bundles.
+    pub fn insert(&mut self, items: &[(&[u8], &[u8])]) -> Result<()> {
+        let v: Vec<(&[u8], Option<&[u8]>)> = items.iter().map(|(i, l)| (*i, Some(*l))).collect();
+        let prepared = self.prepare(&v)?;
+        self.insert_prepared(prepared)?;
+        self.regenerate(|_, _| {})
+    }
+
+    /// Inserts items without labels (unlabeled database). Regenerates the touched bundles.
+    pub fn insert_unlabeled(&mut self, items: &[&[u8]]) -> Result<()> {
+        let v: Vec<(&[u8], Option<&[u8]>)> = items.iter().map(|i| (*i, None)).collect();
+        let prepared = self.prepare(&v)?;
+        self.insert_prepared(prepared)?;
+        self.regenerate(|_, _| {})
+    }
+
+    fn bin_location(&self, bin: usize) -> (usize, usize) {
+        let bpb = self.params.bins_per_bundle();
+        (bin / bpb, bin % bpb)
+    }
+
+    /// Inserts prepared items (sequential, cheap: the costly part is
+    /// [`regenerate`](Self::regenerate)). Existing items get the new label.
+    pub fn insert_prepared(&mut self, items: Vec<PreparedItem>) -> Result<()> {
+        let h = self.params.hash_functions;
+        let table = self.params.table_size;
+        for p in items {
+            let item = p.item.as_u128();
+            let bins: Vec<usize> = simple_hash_bins(&p.item, h, table).collect();
+            if self.replace_label(item, &bins, &p.label) {
+                continue;
+            }
+            let felts = self.encoder.encode(&p.item);
+            for b in bins {
+                let (bi, pos) = self.bin_location(b);
+                self.place(bi, pos, &felts, Entry { item, label: p.label.clone() });
+            }
+            self.items += 1;
+        }
+        Ok(())
+    }
+
+    /// If `item` is present, sets its label in every copy and returns true.
+    fn replace_label(&mut self, item: u128, bins: &[usize], label: &Option<Arc<[u8]>>) -> bool {
+        let mut found = false;
+        for &b in bins {
+            let (bi, pos) = self.bin_location(b);
+            for bundle in self.bundles[bi].iter_mut() {
+                if let Some(e) = bundle.bins[pos].iter_mut().find(|e| e.item == item) {
+                    found = true;
+                    if e.label.as_deref() != label.as_deref() {
+                        e.label = label.clone();
+                        bundle.cache = None;
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn place(&mut self, bi: usize, pos: usize, felts: &[u64], entry: Entry) {
+        let max = self.params.max_items_per_bin;
+        let labeled = self.is_labeled();
+        let encoder = self.encoder;
+        let fits = |bundle: &BinBundle| {
+            let bin = &bundle.bins[pos];
+            bin.len() < max
+                && (!labeled
+                    || bin.iter().all(|e| {
+                        // Interpolation needs distinct x in every slot.
+                        let other = encoder.encode(&HashedItem::from_u128(e.item));
+                        other.iter().zip(felts).all(|(a, b)| a != b)
+                    }))
+        };
+        let bundles = &mut self.bundles[bi];
+        let idx = match bundles.iter().position(fits) {
+            Some(i) => i,
+            None => {
+                bundles.push(BinBundle {
+                    bins: vec![Vec::new(); self.params.bins_per_bundle()],
+                    cache: None,
+                });
+                bundles.len() - 1
+            }
+        };
+        bundles[idx].bins[pos].push(entry);
+        bundles[idx].cache = None;
+    }
+
+    /// Removes items (raw bytes, OPRF-hashed here); returns how many were present.
+    pub fn remove(&mut self, items: &[&[u8]]) -> Result<usize> {
+        let hashed: Vec<HashedItem> = items
+            .par_iter()
+            .map(|i| Ok(self.oprf_key.evaluate_direct(i)?.item_and_label_key().0))
+            .collect::<Result<_>>()?;
+        let mut removed = 0;
+        for h in hashed {
+            let item = h.as_u128();
+            let mut found = false;
+            for b in simple_hash_bins(&h, self.params.hash_functions, self.params.table_size) {
+                let (bi, pos) = self.bin_location(b);
+                for bundle in self.bundles[bi].iter_mut() {
+                    let before = bundle.bins[pos].len();
+                    bundle.bins[pos].retain(|e| e.item != item);
+                    if bundle.bins[pos].len() != before {
+                        bundle.cache = None;
+                        found = true;
+                    }
+                }
+                self.bundles[bi].retain(|bb| bb.bins.iter().any(|bin| !bin.is_empty()));
+            }
+            if found {
+                removed += 1;
+                self.items -= 1;
+            }
+        }
+        self.regenerate(|_, _| {})?;
+        Ok(removed)
+    }
+
+    /// Recomputes the cached plaintexts of every bundle touched since the
+    /// last call, in parallel; `progress(done, total)` is called as bundles finish.
+    pub fn regenerate(&mut self, progress: impl Fn(u64, u64) + Sync) -> Result<()> {
+        let dirty: Vec<&mut BinBundle> = self
+            .bundles
+            .iter_mut()
+            .flatten()
+            .filter(|b| b.cache.is_none())
+            .collect();
+        let total = dirty.len() as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let ctx = CacheContext {
+            params: &self.params,
+            he: &self.he,
+            encoder: &self.encoder,
+            bits_per_felt: self.bits_per_felt,
+            label_parts: self.label_parts,
+        };
+        dirty.into_par_iter().try_for_each(|bundle| -> Result<()> {
+            bundle.cache = Some(ctx.build(&bundle.bins)?);
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(d, total);
+            Ok(())
+        })
+    }
+
+    /// Sizes and memory.
+    pub fn stats(&self) -> SenderDbStats {
+        let mut bytes = 0u64;
+        let mut bundles = 0u64;
+        for b in self.bundles.iter().flatten() {
+            bundles += 1;
+            for bin in &b.bins {
+                bytes += (bin.capacity() * std::mem::size_of::<Entry>()) as u64;
+                // Labels are shared by the h copies of an item.
+                bytes += bin.iter().filter_map(|e| e.label.as_ref()).map(|l| l.len() as u64).sum::<u64>()
+                    / self.params.hash_functions.max(1) as u64;
+            }
+            if let Some(c) = &b.cache {
+                for p in std::iter::once(&c.matching).chain(&c.labels) {
+                    bytes += (p.constant.coeffs().len() * 8) as u64;
+                    bytes += p
+                        .ntt
+                        .iter()
+                        .flatten()
+                        .map(|x| (self.he.moduli_count_at(x.level()) * self.he.degree() * 8) as u64)
+                        .sum::<u64>();
+                }
+            }
+        }
+        SenderDbStats {
+            items: self.items,
+            bundles,
+            bundle_indices: self.bundles.len() as u64,
+            bytes_in_memory: bytes,
+        }
+    }
+
+    /// Number of result parts a query is answered with.
+    pub fn result_part_count(&self) -> usize {
+        self.bundles.iter().map(Vec::len).sum()
+    }
+
+    fn check_query(&self, query: &Query) -> Result<(RelinKeys, Vec<Vec<Ciphertext>>)> {
+        if query.params_fingerprint != self.params.fingerprint() {
+            return Err(Error::ParameterMismatch);
+        }
+        let bic = self.params.bundle_index_count();
+        let qp = self.params.query_powers.len();
+        if query.powers.len() != bic || query.powers.iter().any(|r| r.len() != qp) {
+            return Err(Error::Malformed(format!(
+                "query must hold {bic} bundle indices of {qp} ciphertexts"
+            )));
+        }
+        let rk = RelinKeys::from_bytes(&query.relin_keys, &self.he)?;
+        let cts = query
+            .powers
+            .par_iter()
+            .map(|row| {
+                row.iter()
+                    .map(|b| {
+                        let ct = Ciphertext::from_bytes(b, &self.he)?;
+                        if ct.level() != 0 || ct.size() != 2 || ct.is_ntt() {
+                            return Err(Error::Malformed(
+                                "query ciphertexts must be fresh (level 0, size 2, coefficient form)".into(),
+                            ));
+                        }
+                        Ok(ct)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((rk, cts))
+    }
+
+    /// Answers a query, calling `emit` with each result part as soon as it
+    /// is ready (computation runs on the rayon pool meanwhile). If `emit`
+    /// fails, the computation stops and the error is returned.
+    pub fn answer(&self, query: &Query, mut emit: impl FnMut(ResultPart) -> Result<()>) -> Result<()> {
+        let (rk, cts) = self.check_query(query)?;
+        let total = self.result_part_count() as u32;
+        let (tx, rx) = mpsc::sync_channel::<Result<ResultPart>>(4);
+        std::thread::scope(|s| {
+            let rk = &rk;
+            let cts = &cts;
+            let worker = s.spawn(move || {
+                let _ = (0..self.bundles.len())
+                    .into_par_iter()
+                    .filter(|&bi| !self.bundles[bi].is_empty())
+                    .try_for_each_with(tx, |tx, bi| {
+                        let result = self.answer_bundle_index(bi, &cts[bi], rk, total, tx);
+                        match result {
+                            Ok(()) => Ok(()),
+                            Err(e) => tx.send(Err(e)).map_err(|_| ()),
+                        }
+                    });
+            });
+            let mut outcome = Ok(());
+            for part in rx.iter() {
+                if let Err(e) = part.and_then(&mut emit) {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+            // Dropping the receiver (end of scope) makes the workers' sends
+            // fail, so they stop early after an error.
+            drop(rx);
+            let _ = worker.join();
+            outcome
+        })
+    }
+
+    /// Answers a query and collects every part.
+    pub fn answer_all(&self, query: &Query) -> Result<Vec<ResultPart>> {
+        let mut parts = Vec::new();
+        self.answer(query, |p| {
+            parts.push(p);
+            Ok(())
+        })?;
+        Ok(parts)
+    }
+
+    fn answer_bundle_index(
+        &self,
+        bi: usize,
+        sources: &[Ciphertext],
+        rk: &RelinKeys,
+        total: u32,
+        tx: &mpsc::SyncSender<Result<ResultPart>>,
+    ) -> std::result::Result<(), Error> {
+        let ev = Evaluator::new(&self.he);
+        let powers = compute_powers(&ev, &self.dag, &self.params.query_powers, sources, rk)?;
+        let l = self.params.ps_low_degree as usize;
+        // Every power in NTT form for plain products; Paterson-Stockmeyer
+        // also multiplies by the high powers in coefficient form.
+        let ntt_powers: Vec<Option<Ciphertext>> = powers
+            .par_iter()
+            .map(|ct| {
+                ct.as_ref()
+                    .map(|c| {
+                        let mut c = c.clone();
+                        ev.transform_to_ntt(&mut c)?;
+                        Ok(c)
+                    })
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        let result: Result<()> = self.bundles[bi].par_iter().try_for_each(|bundle| {
+            let cache = bundle
+                .cache
+                .as_ref()
+                .ok_or_else(|| Error::Malformed("bundle cache missing: call regenerate".into()))?;
+            let eval = |poly: &PolyPlaintexts| -> Result<Vec<u8>> {
+                let ct = if l == 0 {
+                    eval_direct(&ev, &ntt_powers, poly)?
+                } else {
+                    eval_paterson_stockmeyer(&ev, &ntt_powers, &powers, poly, l, rk)?
+                };
+                let low = ev.mod_switch_to_level(&ct, self.he.max_level())?;
+                Ok(low.to_bytes(&self.he)?)
+            };
+            let part = ResultPart {
+                bundle_index: bi as u32,
+                total_parts: total,
+                matching: eval(&cache.matching)?,
+                labels: cache.labels.iter().map(eval).collect::<Result<_>>()?,
+            };
+            tx.send(Ok(part)).map_err(|_| Error::Malformed("answer consumer stopped".into()))
+        });
+        result
+    }
+
+    /// Writes the database (parameters, a check value of the OPRF key, and
+    /// every item with its encrypted label) followed by a SHA-256 checksum.
+    /// The OPRF key itself is not written: keep it separately.
+    pub fn save(&self, mut out: impl Write) -> Result<()> {
+        let mut w = Writer::new();
+        w.raw(DB_MAGIC);
+        w.u16(DB_VERSION);
+        w.bytes(&self.params.to_wire());
+        w.raw(&key_check(&self.oprf_key));
+        w.u64(self.items);
+        let mut seen = HashSet::with_capacity(self.items as usize);
+        for e in self.bundles.iter().flatten().flat_map(|b| b.bins.iter().flatten()) {
+            if seen.insert(e.item) {
+                w.raw(&e.item.to_le_bytes());
+                if let Some(l) = &e.label {
+                    w.raw(l);
+                }
+            }
+        }
+        let body = w.into_bytes();
+        let digest = Sha256::digest(&body);
+        out.write_all(&body).map_err(|e| Error::Io(e.to_string()))?;
+        out.write_all(&digest).map_err(|e| Error::Io(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Reads a database written by [`save`](Self::save) and rebuilds its
+    /// bundles. Errors on a bad checksum, another format version, trailing
+    /// bytes, or an OPRF key other than the one it was built with.
+    pub fn load(mut input: impl Read, oprf_key: OprfKey) -> Result<Self> {
+        let mut bytes = Vec::new();
+        input.read_to_end(&mut bytes).map_err(|e| Error::Io(e.to_string()))?;
+        if bytes.len() < DB_MAGIC.len() + 32 {
+            return Err(Error::CorruptDatabase("file too short".into()));
+        }
+        let (body, digest) = bytes.split_at(bytes.len() - 32);
+        if Sha256::digest(body)[..] != *digest {
+            return Err(Error::CorruptDatabase("checksum mismatch".into()));
+        }
+        let mut r = Reader::new(body);
+        if r.take(DB_MAGIC.len())? != DB_MAGIC {
+            return Err(Error::CorruptDatabase("not a sender database".into()));
+        }
+        r.version(DB_VERSION)?;
+        let params = PsiParams::from_wire(r.bytes(1 << 16)?)?;
+        if r.array::<32>()? != key_check(&oprf_key) {
+            return Err(Error::CorruptDatabase("built with another OPRF key".into()));
+        }
+        let mut db = Self::new(params, oprf_key)?;
+        let count = r.u64()?;
+        let label_len = if db.is_labeled() {
+            db.params.label_byte_count + db.params.nonce_byte_count
+        } else {
+            0
+        };
+        if count.saturating_mul(16 + label_len as u64) != r.remaining() as u64 {
+            return Err(Error::CorruptDatabase("item count does not match the file size".into()));
+        }
+        let mut items = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let item = HashedItem::from_u128(u128::from_le_bytes(r.array::<16>()?));
+            let label = (label_len > 0).then(|| r.take(label_len).map(Arc::from)).transpose()?;
+            items.push(PreparedItem { item, label });
+        }
+        r.finish()?;
+        db.insert_prepared(items)?;
+        db.regenerate(|_, _| {})?;
+        Ok(db)
+    }
+}
+
+fn key_check(key: &OprfKey) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"psi-core/oprf-key-check/v1");
+    h.update(key.to_bytes().as_slice());
+    h.finalize().into()
+}
+
+/// Everything needed to turn a bundle's entries into plaintexts.
+struct CacheContext<'a> {
+    params: &'a PsiParams,
+    he: &'a Arc<BfvParameters>,
+    encoder: &'a ItemEncoder,
+    bits_per_felt: u32,
+    label_parts: usize,
+}
+
+impl CacheContext<'_> {
+    fn build(&self, bins: &[Vec<Entry>]) -> Result<BundleCache> {
+        let n = self.he.degree();
+        let f = self.params.felts_per_item;
+        let t = *self.he.plaintext();
+        let degree = bins.iter().map(Vec::len).max().unwrap_or(0);
+        let label_felt_count = self.label_parts * f;
+        let mut rng = rand::rng();
+        // coeffs[j][slot]
+        let mut matching = vec![vec![0u64; n]; degree + 1];
+        let mut labels = vec![vec![vec![0u64; n]; degree + 1]; self.label_parts];
+        for c in matching[0].iter_mut() {
+            *c = 1; // empty slots: the constant polynomial 1 has no root.
+        }
+        for (pos, bin) in bins.iter().enumerate() {
+            if bin.is_empty() {
+                continue;
+            }
+            let felts: Vec<Vec<u64>> = bin
+                .iter()
+                .map(|e| self.encoder.encode(&HashedItem::from_u128(e.item)))
+                .collect();
+            let label_felts: Vec<Vec<u64>> = bin
+                .iter()
+                .map(|e| match &e.label {
+                    Some(l) => label_to_felts(l, label_felt_count, self.bits_per_felt),
+                    None => Ok(Vec::new()),
+                })
+                .collect::<Result<_>>()?;
+            for fi in 0..f {
+                let slot = pos * f + fi;
+                let xs: Vec<u64> = felts.iter().map(|v| v[fi]).collect();
+                let roots = from_roots(&t, &xs);
+                let r: u64 = rng.random_range(1..t.value());
+                for (j, &c) in roots.iter().enumerate() {
+                    matching[j][slot] = t.mul(c, r);
+                }
+                for (part, poly) in labels.iter_mut().enumerate() {
+                    let ys: Vec<u64> = label_felts.iter().map(|v| v[part * f + fi]).collect();
+                    let interp = interpolate(&t, &xs, &ys)?;
+                    // Adding s * prod(y - x_i) keeps the values at the roots
+                    // and turns every other value into noise.
+                    let s: u64 = rng.random_range(1..t.value());
+                    for (j, row) in poly.iter_mut().enumerate() {
+                        let a = interp.get(j).copied().unwrap_or(0);
+                        let b = roots.get(j).copied().unwrap_or(0);
+                        row[slot] = t.add(a, t.mul(b, s));
+                    }
+                }
+            }
+        }
+        Ok(BundleCache {
+            matching: self.batch(&matching)?,
+            labels: labels.iter().map(|l| self.batch(l)).collect::<Result<_>>()?,
+        })
+    }
+
+    fn batch(&self, coeffs: &[Vec<u64>]) -> Result<PolyPlaintexts> {
+        let encoder = BatchEncoder::new(self.he);
+        let constant = encoder.encode(&coeffs[0])?;
+        let mut ntt = vec![None];
+        for row in &coeffs[1..] {
+            if row.iter().all(|&c| c == 0) {
+                ntt.push(None);
+            } else {
+                let pt = encoder.encode(row)?;
+                ntt.push(Some(PlaintextNtt::new(self.he, &pt, 0)?));
+            }
+        }
+        Ok(PolyPlaintexts { constant, ntt })
+    }
+}
+
+/// Computes every target power of the DAG from the query's source powers,
+/// relinearizing each product. Returns `powers[p]` for `p` up to the largest target.
+fn compute_powers(
+    ev: &Evaluator,
+    dag: &PowersDag,
+    query_powers: &[u32],
+    sources: &[Ciphertext],
+    rk: &RelinKeys,
+) -> Result<Vec<Option<Ciphertext>>> {
+    let max = dag.nodes().last().map_or(0, |n| n.power as usize);
+    let mut powers: Vec<Option<Ciphertext>> = vec![None; max + 1];
+    for (p, ct) in query_powers.iter().zip(sources) {
+        powers[*p as usize] = Some(ct.clone());
+    }
+    for node in dag.nodes() {
+        if let Some((a, b)) = node.parents {
+            let get = |x: u32| {
+                powers[x as usize]
+                    .as_ref()
+                    .ok_or(Error::UnreachablePower { power: x })
+            };
+            let ct = if a == b {
+                let mut c = ev.square(get(a)?)?;
+                ev.relinearize_assign(&mut c, rk)?;
+                c
+            } else {
+                ev.multiply_relin(get(a)?, get(b)?, rk)?
+            };
+            powers[node.power as usize] = Some(ct);
+        }
+    }
+    Ok(powers)
+}
+
+/// `sum_j c_j y^j + c_0` with every power in NTT form.
+fn eval_direct(ev: &Evaluator, ntt_powers: &[Option<Ciphertext>], poly: &PolyPlaintexts) -> Result<Ciphertext> {
+    let mut pairs = Vec::with_capacity(poly.ntt.len());
+    for (j, pt) in poly.ntt.iter().enumerate().skip(1) {
+        if let Some(pt) = pt {
+            let ct = ntt_powers
+                .get(j)
+                .and_then(Option::as_ref)
+                .ok_or(Error::UnreachablePower { power: j as u32 })?;
+            pairs.push((ct, pt));
+        }
+    }
+    if pairs.is_empty() {
+        return Err(Error::Malformed("polynomial without a non-constant term".into()));
+    }
+    let mut acc = ev.multiply_plain_accumulate(&pairs)?;
+    ev.add_plain_assign(&mut acc, &poly.constant)?;
+    Ok(acc)
+}
+
+/// Paterson-Stockmeyer: with block size `L + 1`, the polynomial is
+/// `sum_i inner_i(y) * y^(i (L+1))` where each `inner_i` has degree `<= L`
+/// and is evaluated with plain multiplications of the low powers; each
+/// block then costs one ciphertext product with a high power, and the sum
+/// one relinearization. `ntt_powers` holds every power in NTT form,
+/// `powers` the high ones in coefficient form.
+fn eval_paterson_stockmeyer(
+    ev: &Evaluator,
+    ntt_powers: &[Option<Ciphertext>],
+    powers: &[Option<Ciphertext>],
+    poly: &PolyPlaintexts,
+    l: usize,
+    rk: &RelinKeys,
+) -> Result<Ciphertext> {
+    let degree = poly.ntt.len() - 1;
+    let block = l + 1;
+    let power = |v: &[Option<Ciphertext>], p: usize| -> Result<Ciphertext> {
+        v.get(p)
+            .and_then(Option::as_ref)
+            .cloned()
+            .ok_or(Error::UnreachablePower { power: p as u32 })
+    };
+    let add = |acc: &mut Option<Ciphertext>, x: Ciphertext| -> Result<()> {
+        match acc {
+            None => *acc = Some(x),
+            Some(a) => ev.add_assign(a, &x)?,
+        }
+        Ok(())
+    };
+    // Products of size 3 (coefficient form) and plain terms (NTT form).
+    let mut products: Option<Ciphertext> = None;
+    let mut plain_terms: Option<Ciphertext> = None;
+    for i in 0..=degree / block {
+        let base = i * block;
+        let mut pairs = Vec::new();
+        for j in 1..=l {
+            if let Some(Some(pt)) = poly.ntt.get(base + j) {
+                let ct = ntt_powers
+                    .get(j)
+                    .and_then(Option::as_ref)
+                    .ok_or(Error::UnreachablePower { power: j as u32 })?;
+                pairs.push((ct, pt));
+            }
+        }
+        let inner = if pairs.is_empty() {
+            None
+        } else {
+            Some(ev.multiply_plain_accumulate(&pairs)?)
+        };
+        if i == 0 {
+            if let Some(x) = inner {
+                add(&mut plain_terms, x)?;
+            }
+            continue;
+        }
+        if let Some(mut x) = inner {
+            ev.transform_from_ntt(&mut x)?;
+            add(&mut products, ev.multiply(&x, &power(powers, base)?)?)?;
+        }
+        if let Some(Some(c)) = poly.ntt.get(base) {
+            add(&mut plain_terms, ev.multiply_plain_ntt(&power(ntt_powers, base)?, c)?)?;
+        }
+    }
+    let mut total = match (products, plain_terms) {
+        (Some(mut p), plain) => {
+            ev.relinearize_assign(&mut p, rk)?;
+            if let Some(mut x) = plain {
+                ev.transform_from_ntt(&mut x)?;
+                ev.add_assign(&mut p, &x)?;
+            }
+            p
+        }
+        (None, Some(x)) => x,
+        (None, None) => return Err(Error::Malformed("polynomial without a non-constant term".into())),
+    };
+    ev.add_plain_assign(&mut total, &poly.constant)?;
+    Ok(total)
+}
