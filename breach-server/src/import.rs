@@ -525,7 +525,13 @@ pub fn import_file(
         passwords: HashMap::new(),
         examples: Vec::new(),
     };
-    file.seek(SeekFrom::Start(start.byte_offset))
+    // The line readers start at the committed offset; the CSV reader
+    // starts at 0 to read the header, then seeks itself.
+    let first_byte = match format {
+        Format::Combo | Format::Hibp => start.byte_offset,
+        Format::Csv => 0,
+    };
+    file.seek(SeekFrom::Start(first_byte))
         .map_err(|e| Error::io(path, e))?;
     match format {
         Format::Combo | Format::Hibp => importer.run_lines(file, format)?,
@@ -574,6 +580,59 @@ fn progress_bar(wanted: bool, len: u64, file_name: &str) -> ProgressBar {
     bar.set_prefix(file_name.to_string());
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Counts LFs (physical lines) up to a byte offset, reading sequentially.
+struct LfCounter<R> {
+    inner: R,
+    offset: u64,
+    lfs: u64,
+    /// Whether bytes were read after the last LF.
+    partial: bool,
+}
+
+impl<R: BufRead> LfCounter<R> {
+    fn advance_to(&mut self, byte: u64) -> io::Result<()> {
+        while self.offset < byte {
+            let buf = self.inner.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf
+                .len()
+                .min(usize::try_from(byte - self.offset).unwrap_or(usize::MAX));
+            let chunk = &buf[..n];
+            self.lfs += memchr::memchr_iter(b'\n', chunk).count() as u64;
+            self.partial = chunk.last() != Some(&b'\n');
+            self.inner.consume(n);
+            self.offset += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Consumes CR and LF bytes at the current position (never past a
+    /// record's first byte: a CSV record cannot start with either).
+    fn skip_line_breaks(&mut self) -> io::Result<()> {
+        loop {
+            let buf = self.inner.fill_buf()?;
+            let n = buf
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            if n == 0 {
+                return Ok(());
+            }
+            self.lfs += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.partial = buf[n - 1] != b'\n';
+            self.inner.consume(n);
+            self.offset += n as u64;
+        }
+    }
+
+    /// Lines so far, counting an unterminated last line.
+    fn lines(&self) -> u64 {
+        self.lfs + u64::from(self.partial)
+    }
 }
 
 /// A line that was not malformed.
@@ -648,20 +707,44 @@ impl Importer<'_> {
             .from_reader(file);
         // The header is read from the start of the file even when
         // resuming (`seek` below keeps it).
-        rdr.seek(csv::Position::new()).map_err(csv_err)?;
         let header = rdr.byte_headers().map_err(csv_err)?.clone();
         let (user_col, pass_col) = csv_columns(&header).ok_or_else(|| Error::CsvHeader {
             path: self.path.to_path_buf(),
         })?;
+        // The csv crate's line numbers skip blank lines and newlines inside
+        // quoted fields; count physical lines (LFs) with a second,
+        // sequential reader that follows the record boundaries.
+        let mut newlines = LfCounter {
+            inner: BufReader::with_capacity(
+                1 << 16,
+                File::open(path).map_err(|e| Error::io(path, e))?,
+            ),
+            offset: 0,
+            lfs: 0,
+            partial: false,
+        };
+        let io_err = |e| Error::io(path, e);
         if self.progress.byte_offset > 0 {
             let mut pos = csv::Position::new();
-            pos.set_byte(self.progress.byte_offset)
-                .set_line(self.progress.lines + 1);
+            pos.set_byte(self.progress.byte_offset);
             rdr.seek(pos).map_err(csv_err)?;
+            newlines
+                .inner
+                .seek(SeekFrom::Start(self.progress.byte_offset))
+                .map_err(io_err)?;
+            newlines.offset = self.progress.byte_offset;
+            newlines.lfs = self.progress.lines;
         }
         let mut record = csv::ByteRecord::new();
         while rdr.read_byte_record(&mut record).map_err(csv_err)? {
-            let line_no = record.position().map_or(0, csv::Position::line);
+            let start = record
+                .position()
+                .map_or(newlines.offset, csv::Position::byte);
+            newlines.advance_to(start).map_err(io_err)?;
+            // With CRLF, the csv reader ends a record at the CR and the
+            // record's position can point at line breaks before it.
+            newlines.skip_line_breaks().map_err(io_err)?;
+            let line_no = newlines.lfs + 1;
             let parsed = if record.as_slice().len() > MAX_LINE_BYTES {
                 Err(MalformedReason::TooLong)
             } else if record.len() != header.len() {
@@ -675,13 +758,16 @@ impl Importer<'_> {
                     LineKind::Accepted
                 })
             };
-            // A record may span several lines (quoted newlines); the
-            // reader's position is the start of the next record.
-            let next = rdr.position();
-            let lines_done = line_no.max(next.line().saturating_sub(1));
-            self.end_line(line_no, lines_done, next.byte(), parsed)?;
+            // The reader's position is now the start of the next record.
+            let next = rdr.position().byte();
+            newlines.advance_to(next).map_err(io_err)?;
+            // Resumption restarts the count at `next` from the committed
+            // LF count, so commit that (not `lines()`).
+            self.end_line(line_no, newlines.lfs, next, parsed)?;
         }
         let end = rdr.position().byte();
+        newlines.advance_to(end).map_err(io_err)?;
+        self.progress.lines = newlines.lines();
         self.finish(end)
     }
 
