@@ -464,7 +464,7 @@ pub fn import_file(
                 malformed_examples: Vec::new(),
             });
         }
-        Some(rec) => {
+        Some(rec) if rec.byte_offset > 0 => {
             let started: Format = rec.format.parse().map_err(Error::Corrupt)?;
             if let Some(requested) = options.format.filter(|&f| f != started) {
                 return Err(Error::FormatMismatch {
@@ -494,7 +494,9 @@ pub fn import_file(
             };
             (started, progress, outcome)
         }
-        None => {
+        // Never started, or started without committing anything (then
+        // the stored format does not bind).
+        _ => {
             let format = match options.format {
                 Some(f) => f,
                 None => {

@@ -375,7 +375,10 @@ impl Store {
             .transpose()
     }
 
-    /// Records the start of an import (no-op if the row exists).
+    /// Records the start of an import. If an unfinished row for the same
+    /// content exists but committed nothing yet, its name and format are
+    /// replaced (so a failed start, e.g. a forced wrong format, can be
+    /// retried with another format); otherwise an existing row is kept.
     pub(crate) fn begin_import(
         &mut self,
         content_sha256: &[u8; 32],
@@ -387,7 +390,9 @@ impl Store {
             "INSERT INTO imports (content_sha256, file_name, format, file_bytes, byte_offset, \
              lines, accepted, malformed, started_at, finished_at) \
              VALUES (?1, ?2, ?3, ?4, 0, 0, 0, 0, ?5, NULL) \
-             ON CONFLICT (content_sha256) DO NOTHING",
+             ON CONFLICT (content_sha256) DO UPDATE SET file_name = excluded.file_name, \
+             format = excluded.format \
+             WHERE byte_offset = 0 AND finished_at IS NULL",
             params![
                 &content_sha256[..],
                 file_name,

@@ -314,6 +314,29 @@ fn csv_without_columns_is_an_error_when_forced() {
 }
 
 #[test]
+fn failed_start_does_not_pin_the_format() {
+    let fx = Fixture::new();
+    let path = fx.file("x.txt", b"a,b\nu:p\n");
+    let mut store = fx.store("s");
+    let forced = ImportOptions {
+        format: Some(Format::Csv),
+        ..opts()
+    };
+    assert!(import_file(&mut store, &path, &forced).is_err());
+    let report = import_file(&mut store, &path, &opts()).unwrap();
+    assert_eq!(
+        (report.format, report.outcome),
+        (Format::Combo, Outcome::Imported)
+    );
+    assert_eq!(report.accepted, 1);
+    let rec = store
+        .import_record(&report.content_sha256)
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.format, "combo");
+}
+
+#[test]
 fn same_content_is_imported_once() {
     let fx = Fixture::new();
     let a = fx.file("a.txt", b"u:p\nv:q\n");
