@@ -138,7 +138,9 @@ impl Codec for ResultPart {
         let matching = r.bytes(MAX_BLOB_BYTES)?.to_vec();
         let labels = r.vec(MAX_LABEL_PARTS, |r| Ok(r.bytes(MAX_BLOB_BYTES)?.to_vec()))?;
         if bundle_index as usize >= MAX_BUNDLE_INDICES {
-            return Err(Error::Malformed(format!("bundle index {bundle_index} out of range")));
+            return Err(Error::Malformed(format!(
+                "bundle index {bundle_index} out of range"
+            )));
         }
         Ok(Self {
             bundle_index,
@@ -192,7 +194,10 @@ mod tests {
     fn round_trips() {
         let s = samples();
         assert_eq!(OprfRequest::from_wire(&s[0]).unwrap().elements.len(), 2);
-        assert_eq!(OprfResponse::from_wire(&s[1]).unwrap().elements, vec![[3; 32]]);
+        assert_eq!(
+            OprfResponse::from_wire(&s[1]).unwrap().elements,
+            vec![[3; 32]]
+        );
         let q = Query::from_wire(&s[2]).unwrap();
         assert_eq!(q.powers[1][1], vec![9; 40]);
         assert_eq!(q.encoded_len(), s[2].len());

@@ -48,7 +48,9 @@ pub struct QueryState {
 
 impl fmt::Debug for QueryState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QueryState").field("items", &self.items).finish_non_exhaustive()
+        f.debug_struct("QueryState")
+            .field("items", &self.items)
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +83,8 @@ impl Receiver {
         let label_parts = if params.label_byte_count == 0 {
             0
         } else {
-            felts_for_bytes(params.label_byte_count + params.nonce_byte_count, bpf).div_ceil(params.felts_per_item)
+            felts_for_bytes(params.label_byte_count + params.nonce_byte_count, bpf)
+                .div_ceil(params.felts_per_item)
         };
         let sk = SecretKey::random(&he)?;
         let relin_keys = RelinKeys::new(&sk)?.to_bytes(&he)?;
@@ -121,7 +124,11 @@ impl Receiver {
 
     /// Unblinds the OPRF answer, cuckoo-hashes the items and encrypts the
     /// query powers of each table row (seeded symmetric ciphertexts).
-    pub fn create_query(&self, pending: OprfPending, response: &OprfResponse) -> Result<(Query, QueryState)> {
+    pub fn create_query(
+        &self,
+        pending: OprfPending,
+        response: &OprfResponse,
+    ) -> Result<(Query, QueryState)> {
         let items = pending.state.len();
         let outputs = OprfClient::finalize(pending.state, &response.elements)?;
         let mut hashed = Vec::with_capacity(items);
@@ -131,7 +138,8 @@ impl Receiver {
             hashed.push(h);
             label_keys.push(k);
         }
-        let table = CuckooTable::build(&hashed, self.params.table_size, self.params.hash_functions)?;
+        let table =
+            CuckooTable::build(&hashed, self.params.table_size, self.params.hash_functions)?;
         let n = self.he.degree();
         let f = self.params.felts_per_item;
         let bpb = self.params.bins_per_bundle();
@@ -152,7 +160,8 @@ impl Receiver {
                     .query_powers
                     .iter()
                     .map(|&p| {
-                        let raised: Vec<u64> = slots.iter().map(|&x| t.pow_vt(x, p as u64)).collect();
+                        let raised: Vec<u64> =
+                            slots.iter().map(|&x| t.pow_vt(x, p as u64)).collect();
                         let ct = self.sk.encrypt_symmetric(&batch.encode(&raised)?)?;
                         Ok(ct.to_bytes(&self.he)?)
                     })
@@ -211,7 +220,9 @@ impl Receiver {
     ) -> Result<Vec<(usize, Option<Vec<u8>>)>> {
         let bi = part.bundle_index as usize;
         if bi >= self.params.bundle_index_count() || part.labels.len() != self.label_parts {
-            return Err(Error::Malformed("result part does not fit the parameters".into()));
+            return Err(Error::Malformed(
+                "result part does not fit the parameters".into(),
+            ));
         }
         let batch = BatchEncoder::new(&self.he);
         let dec = Decryptor::new(&self.sk);
@@ -229,7 +240,8 @@ impl Receiver {
         if hits.is_empty() {
             return Ok(Vec::new());
         }
-        let label_slots: Vec<Vec<u64>> = part.labels.iter().map(|l| open(l)).collect::<Result<_>>()?;
+        let label_slots: Vec<Vec<u64>> =
+            part.labels.iter().map(|l| open(l)).collect::<Result<_>>()?;
         let enc_len = self.params.label_byte_count + self.params.nonce_byte_count;
         hits.into_iter()
             .map(|(input, pos)| {

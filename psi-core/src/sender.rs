@@ -130,7 +130,9 @@ impl SenderDb {
             felts_for_bytes(params.label_byte_count + params.nonce_byte_count, bpf)
                 .div_ceil(params.felts_per_item)
         };
-        let bundles = (0..params.bundle_index_count()).map(|_| Vec::new()).collect();
+        let bundles = (0..params.bundle_index_count())
+            .map(|_| Vec::new())
+            .collect();
         Ok(Self {
             params,
             he,
@@ -188,13 +190,20 @@ impl SenderDb {
                     )?)),
                     (false, None) => None,
                     (true, None) => {
-                        return Err(Error::LabelMismatch("labeled database needs a label for every item".into()));
+                        return Err(Error::LabelMismatch(
+                            "labeled database needs a label for every item".into(),
+                        ));
                     }
                     (false, Some(_)) => {
-                        return Err(Error::LabelMismatch("unlabeled database takes no labels".into()));
+                        return Err(Error::LabelMismatch(
+                            "unlabeled database takes no labels".into(),
+                        ));
                     }
                 };
-                Ok(PreparedItem { item: hashed, label })
+                Ok(PreparedItem {
+                    item: hashed,
+                    label,
+                })
             })
             .collect()
     }
@@ -235,7 +244,15 @@ impl SenderDb {
             let felts = self.encoder.encode(&p.item);
             for b in bins {
                 let (bi, pos) = self.bin_location(b);
-                self.place(bi, pos, &felts, Entry { item, label: p.label.clone() });
+                self.place(
+                    bi,
+                    pos,
+                    &felts,
+                    Entry {
+                        item,
+                        label: p.label.clone(),
+                    },
+                );
             }
             self.items += 1;
         }
@@ -355,7 +372,11 @@ impl SenderDb {
             for bin in &b.bins {
                 bytes += (bin.capacity() * std::mem::size_of::<Entry>()) as u64;
                 // Labels are shared by the h copies of an item.
-                bytes += bin.iter().filter_map(|e| e.label.as_ref()).map(|l| l.len() as u64).sum::<u64>()
+                bytes += bin
+                    .iter()
+                    .filter_map(|e| e.label.as_ref())
+                    .map(|l| l.len() as u64)
+                    .sum::<u64>()
                     / self.params.hash_functions.max(1) as u64;
             }
             if let Some(c) = &b.cache {
@@ -418,7 +439,11 @@ impl SenderDb {
     /// Answers a query, calling `emit` with each result part as soon as it
     /// is ready (computation runs on the rayon pool meanwhile). If `emit`
     /// fails, the computation stops and the error is returned.
-    pub fn answer(&self, query: &Query, mut emit: impl FnMut(ResultPart) -> Result<()>) -> Result<()> {
+    pub fn answer(
+        &self,
+        query: &Query,
+        mut emit: impl FnMut(ResultPart) -> Result<()>,
+    ) -> Result<()> {
         let (rk, cts) = self.check_query(query)?;
         let total = self.result_part_count() as u32;
         let (tx, rx) = mpsc::sync_channel::<Result<ResultPart>>(4);
@@ -507,7 +532,8 @@ impl SenderDb {
                 matching: eval(&cache.matching)?,
                 labels: cache.labels.iter().map(eval).collect::<Result<_>>()?,
             };
-            tx.send(Ok(part)).map_err(|_| Error::Malformed("answer consumer stopped".into()))
+            tx.send(Ok(part))
+                .map_err(|_| Error::Malformed("answer consumer stopped".into()))
         });
         result
     }
@@ -523,7 +549,12 @@ impl SenderDb {
         w.raw(&key_check(&self.oprf_key));
         w.u64(self.items);
         let mut seen = HashSet::with_capacity(self.items as usize);
-        for e in self.bundles.iter().flatten().flat_map(|b| b.bins.iter().flatten()) {
+        for e in self
+            .bundles
+            .iter()
+            .flatten()
+            .flat_map(|b| b.bins.iter().flatten())
+        {
             if seen.insert(e.item) {
                 w.raw(&e.item.to_le_bytes());
                 if let Some(l) = &e.label {
@@ -534,7 +565,8 @@ impl SenderDb {
         let body = w.into_bytes();
         let digest = Sha256::digest(&body);
         out.write_all(&body).map_err(|e| Error::Io(e.to_string()))?;
-        out.write_all(&digest).map_err(|e| Error::Io(e.to_string()))?;
+        out.write_all(&digest)
+            .map_err(|e| Error::Io(e.to_string()))?;
         Ok(())
     }
 
@@ -543,7 +575,9 @@ impl SenderDb {
     /// bytes, or an OPRF key other than the one it was built with.
     pub fn load(mut input: impl Read, oprf_key: OprfKey) -> Result<Self> {
         let mut bytes = Vec::new();
-        input.read_to_end(&mut bytes).map_err(|e| Error::Io(e.to_string()))?;
+        input
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Io(e.to_string()))?;
         if bytes.len() < DB_MAGIC.len() + 32 {
             return Err(Error::CorruptDatabase("file too short".into()));
         }
@@ -568,12 +602,16 @@ impl SenderDb {
             0
         };
         if count.saturating_mul(16 + label_len as u64) != r.remaining() as u64 {
-            return Err(Error::CorruptDatabase("item count does not match the file size".into()));
+            return Err(Error::CorruptDatabase(
+                "item count does not match the file size".into(),
+            ));
         }
         let mut items = Vec::with_capacity(count as usize);
         for _ in 0..count {
             let item = HashedItem::from_u128(u128::from_le_bytes(r.array::<16>()?));
-            let label = (label_len > 0).then(|| r.take(label_len).map(Arc::from)).transpose()?;
+            let label = (label_len > 0)
+                .then(|| r.take(label_len).map(Arc::from))
+                .transpose()?;
             items.push(PreparedItem { item, label });
         }
         r.finish()?;
@@ -652,7 +690,10 @@ impl CacheContext<'_> {
         }
         Ok(BundleCache {
             matching: self.batch(&matching)?,
-            labels: labels.iter().map(|l| self.batch(l)).collect::<Result<_>>()?,
+            labels: labels
+                .iter()
+                .map(|l| self.batch(l))
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -707,7 +748,11 @@ fn compute_powers(
 }
 
 /// `sum_j c_j y^j + c_0` with every power in NTT form.
-fn eval_direct(ev: &Evaluator, ntt_powers: &[Option<Ciphertext>], poly: &PolyPlaintexts) -> Result<Ciphertext> {
+fn eval_direct(
+    ev: &Evaluator,
+    ntt_powers: &[Option<Ciphertext>],
+    poly: &PolyPlaintexts,
+) -> Result<Ciphertext> {
     let mut pairs = Vec::with_capacity(poly.ntt.len());
     for (j, pt) in poly.ntt.iter().enumerate().skip(1) {
         if let Some(pt) = pt {
@@ -719,7 +764,9 @@ fn eval_direct(ev: &Evaluator, ntt_powers: &[Option<Ciphertext>], poly: &PolyPla
         }
     }
     if pairs.is_empty() {
-        return Err(Error::Malformed("polynomial without a non-constant term".into()));
+        return Err(Error::Malformed(
+            "polynomial without a non-constant term".into(),
+        ));
     }
     let mut acc = ev.multiply_plain_accumulate(&pairs)?;
     ev.add_plain_assign(&mut acc, &poly.constant)?;
@@ -786,7 +833,10 @@ fn eval_paterson_stockmeyer(
             add(&mut products, ev.multiply(&x, &power(powers, base)?)?)?;
         }
         if let Some(Some(c)) = poly.ntt.get(base) {
-            add(&mut plain_terms, ev.multiply_plain_ntt(&power(ntt_powers, base)?, c)?)?;
+            add(
+                &mut plain_terms,
+                ev.multiply_plain_ntt(&power(ntt_powers, base)?, c)?,
+            )?;
         }
     }
     let mut total = match (products, plain_terms) {
@@ -799,7 +849,11 @@ fn eval_paterson_stockmeyer(
             p
         }
         (None, Some(x)) => x,
-        (None, None) => return Err(Error::Malformed("polynomial without a non-constant term".into())),
+        (None, None) => {
+            return Err(Error::Malformed(
+                "polynomial without a non-constant term".into(),
+            ));
+        }
     };
     ev.add_plain_assign(&mut total, &poly.constant)?;
     Ok(total)
