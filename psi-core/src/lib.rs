@@ -23,6 +23,7 @@ pub mod messages;
 pub mod oprf;
 pub mod params;
 pub mod poly;
+pub mod presets;
 pub mod receiver;
 pub mod sender;
 pub mod wire;

@@ -133,22 +133,28 @@ impl PsiParams {
         (self.felts_per_item as u64).saturating_mul(bpf).min(128) as u32
     }
 
-    /// `log2` of the probability that a query of `receiver_items` items gets
-    /// at least one false positive (union bound, as in APSI): each item is
-    /// compared with `h * max_items_per_bin` sender items, each matching by
-    /// chance with probability `2^-item_bits`, so
-    /// `log2 FP = log2(receiver_items * h * max_items_per_bin) - item_bits`.
+    /// `log2` of (an upper bound on) the probability that a query of
+    /// `receiver_items` items against a database of `sender_items` items
+    /// reports at least one false positive.
+    ///
+    /// A receiver item is compared with every bin bundle of its `h` candidate
+    /// bins. In one bundle each of its `f` parts is a root of its slot's
+    /// matching polynomial (at most `B = max_items_per_bin` roots) with
+    /// probability at most `B / 2^b` (`b` = bits per field element), so it
+    /// falsely matches with probability at most `(B / 2^b)^f`. A bin holds
+    /// about `h * sender_items / table_size` items, spread over
+    /// `ceil(that / B) + 1` bundles (one of slack for uneven bins). Union bound:
+    /// `log2 FP = log2(receiver * h * bundles) + f * (log2 B - b)`.
     /// Negative infinity for an empty query.
-    pub fn false_positive_log2(&self, receiver_items: u64) -> f64 {
-        let comparisons =
-            receiver_items as f64 * self.hash_functions as f64 * self.max_items_per_bin as f64;
-        comparisons.log2() - self.item_bit_count() as f64
-    }
-
-    /// Item bits required so that a single-item query stays below `2^-40`.
-    pub fn required_item_bits(&self) -> u32 {
-        let c = (self.hash_functions as f64 * self.max_items_per_bin as f64).max(1.0);
-        (c.log2().ceil() as u32).saturating_add(40)
+    pub fn false_positive_log2(&self, receiver_items: u64, sender_items: u64) -> f64 {
+        let h = self.hash_functions as f64;
+        let b = self.max_items_per_bin.max(1) as f64;
+        let per_bin = h * sender_items as f64 / self.table_size.max(1) as f64;
+        let bundles = (per_bin / b).ceil() + 1.0;
+        let t = self.bfv.plain_modulus;
+        let bits = if t < 2 { 0 } else { 63 - t.leading_zeros() } as f64;
+        (receiver_items as f64 * h * bundles).log2()
+            + self.felts_per_item as f64 * (b.log2() - bits).min(0.0)
     }
 
     /// The powers the sender needs: `1..=max_items_per_bin` without
@@ -255,22 +261,23 @@ impl PsiParams {
         if qp.windows(2).any(|w| w[0] >= w[1]) {
             return Err(invalid("query_powers", "must be sorted and distinct"));
         }
-        let available = ((self.felts_per_item as u64) * bits_per_felt(&tm) as u64).min(128) as u32;
-        let required = self.required_item_bits();
-        if available < required {
-            return Err(Error::InsufficientItemBits {
-                available,
-                required,
+        let _ = bits_per_felt(&tm);
+        let log2_fp = self.false_positive_log2(1, 0);
+        if log2_fp > FALSE_POSITIVE_LOG2_BOUND {
+            return Err(Error::FalsePositiveRateTooHigh {
+                receiver_items: 1,
+                log2_fp,
             });
         }
         PowersDag::new(qp, &self.target_powers())
     }
 
     /// [`validate`](Self::validate), plus the check that a query of
-    /// `receiver_items` items has false-positive probability at most `2^-40`.
-    pub fn validate_for_receiver_items(&self, receiver_items: u64) -> Result<PowersDag> {
+    /// `receiver_items` items against `sender_items` items has false-positive
+    /// probability at most `2^-40`.
+    pub fn validate_for_sizes(&self, receiver_items: u64, sender_items: u64) -> Result<PowersDag> {
         let dag = self.validate()?;
-        let log2_fp = self.false_positive_log2(receiver_items);
+        let log2_fp = self.false_positive_log2(receiver_items, sender_items);
         if log2_fp > FALSE_POSITIVE_LOG2_BOUND {
             return Err(Error::FalsePositiveRateTooHigh {
                 receiver_items,
@@ -635,19 +642,20 @@ mod tests {
     #[test]
     fn false_positive_estimate() {
         let p = base();
-        // log2(1024 * 3 * 64) - 128 = 17.58 - 128
-        let fp = p.false_positive_log2(1024);
-        assert!((fp - ((1024.0f64 * 3.0 * 64.0).log2() - 128.0)).abs() < 1e-9);
-        assert!(p.validate_for_receiver_items(1024).is_ok());
+        let bits = (63 - p.bfv.plain_modulus.leading_zeros()) as f64;
+        let b = p.max_items_per_bin as f64;
+        // Empty database: one bundle of slack per bin.
+        let fp = p.false_positive_log2(1024, 0);
+        let expect = (1024.0f64 * 3.0).log2() + p.felts_per_item as f64 * (b.log2() - bits);
+        assert!((fp - expect).abs() < 1e-9, "{fp} {expect}");
+        // More sender items mean more bundles per bin: a larger bound.
+        assert!(p.false_positive_log2(1024, 1 << 24) > fp);
+        assert!(p.validate_for_sizes(1024, 1 << 20).is_ok());
         let mut q = base();
-        q.felts_per_item = 4; // 64 bits
+        q.felts_per_item = 2;
         q.table_size = 2048;
-        assert!(q.validate().is_ok()); // one item: log2(192) - 64 < -40
-        assert!(matches!(
-            q.validate_for_receiver_items(1 << 20),
-            Err(Error::FalsePositiveRateTooHigh { .. })
-        ));
-        assert_eq!(p.false_positive_log2(0), f64::NEG_INFINITY);
+        assert!(matches!(q.validate(), Err(Error::FalsePositiveRateTooHigh { .. })));
+        assert_eq!(p.false_positive_log2(0, 10), f64::NEG_INFINITY);
     }
 
     /// Exhaustive minimum depth by BFS over all targets (small cases).
@@ -690,7 +698,7 @@ mod tests {
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(p) = PsiParams::from_wire(&bytes) {
                 let _ = p.validate();
-                let _ = p.false_positive_log2(10);
+                let _ = p.false_positive_log2(10, 1000);
             }
         }
     }

@@ -210,6 +210,20 @@ impl Receiver {
         Ok(results)
     }
 
+    /// The smallest noise budget (bits) among the result ciphertexts: a
+    /// diagnostic for parameter design; 0 means some part no longer decrypts.
+    pub fn min_noise_budget(&self, parts: &[ResultPart]) -> Result<u32> {
+        let dec = Decryptor::new(&self.sk);
+        let mut min = u32::MAX;
+        for part in parts {
+            for bytes in std::iter::once(&part.matching).chain(&part.labels) {
+                let ct = Ciphertext::from_bytes(bytes, &self.he)?;
+                min = min.min(dec.noise_budget(&ct)?);
+            }
+        }
+        Ok(min)
+    }
+
     fn decode_part(
         &self,
         state: &QueryState,

@@ -1,0 +1,264 @@
+//! Shipped parameter sets and the automatic choice among them.
+//!
+//! Each preset is a JSON file in `psi-core/params/` (also compiled in as a
+//! constant), designed by [`design`] for a sender and receiver size and a
+//! label length: the test suite checks that every file equals what
+//! [`design`] produces today, validates, keeps false positives below
+//! `2^-40` at its sizes, and answers correctly end to end.
+//!
+//! ## How [`design`] chooses
+//!
+//! BFV: `n = 8192`, `t = 1032193` (20 bits, `= 1 mod 2n`, so 19 bits per
+//! field element), ciphertext primes of 54, 54, 55 bits and a 55-bit
+//! special prime (218 bits: the 128-bit bound). This budget allows a
+//! multiplicative depth of 2 for the powers, then one plain product (and
+//! one more ciphertext product with Paterson-Stockmeyer), then a switch to
+//! the last level.
+//!
+//! Table: `bins_per_bundle = n / f` bins per plaintext; enough plaintext
+//! rows that the receiver's items fill at most 70% of the bins
+//! (3-way cuckoo hashing), one row and one hash function for a single item.
+//! Felts per item: the smallest `f >= 4` keeping false positives below
+//! `2^-40`. Bin size `B` and Paterson-Stockmeyer degree: the pair
+//! minimizing an estimated cost that counts ciphertext products (powers
+//! and Paterson-Stockmeyer blocks), plain products, and result parts
+//! (download), with costs measured on this project's benchmarks.
+
+use crate::error::{Error, Result};
+use crate::params::{BfvSpec, PowersDag, PsiParams};
+
+/// A named parameter set for a (sender, receiver, label) size.
+#[derive(Clone, Copy, Debug)]
+pub struct Preset {
+    /// Name, also the JSON file's stem (`params/<name>.json`).
+    pub name: &'static str,
+    /// Largest sender set the preset is designed for.
+    pub sender_items: u64,
+    /// Largest receiver set (items per query).
+    pub receiver_items: u64,
+    /// Label bytes (0: unlabeled).
+    pub label_bytes: usize,
+    /// The JSON form.
+    pub json: &'static str,
+}
+
+impl Preset {
+    /// The parameters.
+    pub fn params(&self) -> PsiParams {
+        PsiParams::from_json(self.json).expect("shipped presets are valid JSON (tested)")
+    }
+}
+
+macro_rules! preset {
+    ($name:literal, $s:expr, $r:expr, $l:expr) => {
+        Preset {
+            name: $name,
+            sender_items: $s,
+            receiver_items: $r,
+            label_bytes: $l,
+            json: include_str!(concat!("../params/", $name, ".json")),
+        }
+    };
+}
+
+/// Every shipped preset, smallest first.
+pub const PRESETS: &[Preset] = &[
+    preset!("64K-1", 1 << 16, 1, 0),
+    preset!("64K-1-16", 1 << 16, 1, 16),
+    preset!("64K-1024", 1 << 16, 1024, 0),
+    preset!("64K-1024-16", 1 << 16, 1024, 16),
+    preset!("1M-1", 1 << 20, 1, 0),
+    preset!("1M-1-16", 1 << 20, 1, 16),
+    preset!("1M-256", 1 << 20, 256, 0),
+    preset!("1M-256-16", 1 << 20, 256, 16),
+    preset!("1M-1024", 1 << 20, 1024, 0),
+    preset!("1M-1024-16", 1 << 20, 1024, 16),
+    preset!("16M-1", 1 << 24, 1, 0),
+    preset!("16M-1-16", 1 << 24, 1, 16),
+    preset!("16M-1024", 1 << 24, 1024, 0),
+    preset!("16M-1024-16", 1 << 24, 1024, 16),
+];
+
+const DEGREE: usize = 8192;
+const PLAIN_MODULUS: u64 = 1_032_193;
+const COEFF_MODULUS_BITS: [u32; 4] = [54, 54, 55, 55];
+const NONCE_BYTES: usize = 16;
+const MAX_LOAD: f64 = 0.7;
+/// Largest multiplicative depth of the powers (see the module docs).
+const MAX_POWERS_DEPTH: u32 = 2;
+/// Most query powers (each one ciphertext per table row in the upload).
+const MAX_QUERY_POWERS: usize = 8;
+
+/// Estimated costs in microseconds (n = 8192, three ciphertext primes, one
+/// core), from `cargo bench -p he-core --bench bfv`; only their ratios matter.
+const COST_CT_PRODUCT: f64 = 2500.0;
+const COST_PLAIN_PRODUCT: f64 = 25.0;
+const COST_PART: f64 = 400.0;
+/// Download cost of a result ciphertext expressed in microseconds, so that
+/// bytes on the wire weigh in the choice (about 110 KB per part).
+const COST_PART_BYTES: f64 = 10_000.0;
+
+/// A small set of query powers from which every power in `targets` is
+/// reachable within `max_depth` products (at most `max_sources` of them):
+/// greedily adds the candidate that makes the most targets reachable.
+/// `None` when no such set is found.
+pub fn query_powers_for(targets: &[u32], max_depth: u32, max_sources: usize) -> Option<Vec<u32>> {
+    let max = *targets.last()? as usize;
+    let is_target = {
+        let mut v = vec![false; max + 1];
+        for &t in targets {
+            v[t as usize] = true;
+        }
+        v
+    };
+    // Depth of every target given the sources (u32::MAX: unreachable),
+    // combining only targets, as the sender's DAG does.
+    let depths = |sources: &[u32]| -> Vec<u32> {
+        let mut d = vec![u32::MAX; max + 1];
+        for &s in sources {
+            d[s as usize] = 0;
+        }
+        for &p in targets {
+            let p = p as usize;
+            if d[p] == 0 {
+                continue;
+            }
+            for a in 1..=p / 2 {
+                let b = p - a;
+                if is_target[a] && is_target[b] && d[a] != u32::MAX && d[b] != u32::MAX {
+                    d[p] = d[p].min(d[a].max(d[b]) + 1);
+                }
+            }
+        }
+        d
+    };
+    let reached = |d: &[u32]| targets.iter().filter(|&&t| d[t as usize] <= max_depth).count();
+    let mut sources = vec![targets[0]];
+    loop {
+        let d = depths(&sources);
+        if reached(&d) == targets.len() {
+            return Some(sources);
+        }
+        if sources.len() >= max_sources {
+            return None;
+        }
+        let best = targets
+            .iter()
+            .filter(|t| !sources.contains(t))
+            .map(|&c| {
+                let mut s = sources.clone();
+                s.push(c);
+                s.sort_unstable();
+                (reached(&depths(&s)), std::cmp::Reverse(c), c)
+            })
+            .max()?;
+        sources.push(best.2);
+        sources.sort_unstable();
+    }
+}
+
+/// Designs parameters for a sender of `sender_items`, queries of up to
+/// `receiver_items` items and labels of `label_bytes` bytes (see the module
+/// docs). Deterministic.
+pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Result<PsiParams> {
+    if receiver_items == 0 {
+        return Err(Error::InvalidParams {
+            field: "receiver_items",
+            reason: "must be positive".into(),
+        });
+    }
+    let mut best: Option<(f64, PsiParams)> = None;
+    for f in 4..=8usize {
+        let bins_per_bundle = DEGREE / f;
+        let (h, rows) = if receiver_items == 1 {
+            (1usize, 1usize)
+        } else {
+            let rows = (receiver_items as f64 / (MAX_LOAD * bins_per_bundle as f64)).ceil() as usize;
+            (3, rows.max(1))
+        };
+        let table_size = rows * bins_per_bundle;
+        let per_bin = h as f64 * sender_items as f64 / table_size as f64;
+        for &b in &[8usize, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512] {
+            for &l in &[0u32, 3, 5, 7, 11, 15, 23, 31] {
+                if l != 0 && (l as usize + 1) * 2 > b {
+                    continue;
+                }
+                let mut p = PsiParams {
+                    table_size,
+                    hash_functions: h,
+                    max_items_per_bin: b,
+                    felts_per_item: f,
+                    query_powers: vec![1],
+                    ps_low_degree: l,
+                    label_byte_count: label_bytes,
+                    nonce_byte_count: if label_bytes == 0 { 0 } else { NONCE_BYTES },
+                    bfv: BfvSpec {
+                        poly_modulus_degree: DEGREE,
+                        coeff_modulus_bits: COEFF_MODULUS_BITS.to_vec(),
+                        plain_modulus: PLAIN_MODULUS,
+                    },
+                };
+                let targets = p.target_powers();
+                // Paterson-Stockmeyer multiplies a low-power term (one level
+                // for the plain product) by a high power: keep the low
+                // powers one level shallower.
+                let Some(sources) = query_powers_for(&targets, MAX_POWERS_DEPTH, MAX_QUERY_POWERS) else {
+                    continue;
+                };
+                p.query_powers = sources;
+                let Ok(dag) = p.validate_for_sizes(receiver_items, sender_items) else {
+                    continue;
+                };
+                if l != 0 {
+                    let low_depth = dag.nodes().iter().filter(|n| n.power <= l).map(|n| n.depth).max();
+                    if low_depth.unwrap_or(0) > 1 {
+                        continue;
+                    }
+                }
+                let products = dag.nodes().iter().filter(|n| n.parents.is_some()).count() as f64;
+                let bundles = (per_bin / b as f64).ceil() + 1.0;
+                let parts = rows as f64 * bundles;
+                let label_parts = if label_bytes == 0 {
+                    0.0
+                } else {
+                    (((label_bytes + NONCE_BYTES) * 8) as f64 / 19.0 / f as f64).ceil()
+                };
+                let polys = parts * (1.0 + label_parts);
+                let per_poly = if l == 0 {
+                    b as f64 * COST_PLAIN_PRODUCT
+                } else {
+                    b as f64 * COST_PLAIN_PRODUCT + (b as f64 / (l + 1) as f64) * COST_CT_PRODUCT * 0.6
+                };
+                let cost = rows as f64 * products * COST_CT_PRODUCT
+                    + polys * (per_poly + COST_PART)
+                    + polys * COST_PART_BYTES
+                    + p.query_powers.len() as f64 * rows as f64 * COST_PART_BYTES * 0.5;
+                if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                    best = Some((cost, p));
+                }
+            }
+        }
+    }
+    best.map(|(_, p)| p).ok_or_else(|| Error::InvalidParams {
+        field: "sizes",
+        reason: format!("no parameters reach 2^-40 false positives for {sender_items} x {receiver_items}"),
+    })
+}
+
+impl PsiParams {
+    /// The fastest shipped preset for a sender of `sender_items`, queries of
+    /// `receiver_items` items and labels of `label_bytes` bytes: the smallest
+    /// preset covering all three. Beyond the largest preset, designs a set
+    /// with [`design`].
+    pub fn for_sizes(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Result<PsiParams> {
+        let fits = |p: &&Preset| {
+            p.sender_items >= sender_items
+                && p.receiver_items >= receiver_items
+                && (p.label_bytes == label_bytes || (label_bytes > 0 && p.label_bytes >= label_bytes))
+        };
+        match PRESETS.iter().filter(fits).min_by_key(|p| (p.sender_items, p.receiver_items, p.label_bytes)) {
+            Some(p) => Ok(p.params()),
+            None => design(sender_items, receiver_items, label_bytes),
+        }
+    }
+}
