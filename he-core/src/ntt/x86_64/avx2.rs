@@ -78,9 +78,11 @@ fn csub(x: __m256i, b: __m256i) -> __m256i {
 #[target_feature(enable = "avx2")]
 #[inline]
 fn mul_lazy(c: &Consts, x: __m256i, w: __m256i, ws: __m256i) -> __m256i {
-    let xh = _mm256_srli_epi64::<32>(x);
+    // High halves by a 32-bit swap rather than a shift: LLVM recognizes the
+    // shift form as a 64x64 high product and scalarizes it.
+    let xh = _mm256_shuffle_epi32::<0xb1>(x);
     // q = hi64(x * ws), exactly.
-    let wsh = _mm256_srli_epi64::<32>(ws);
+    let wsh = _mm256_shuffle_epi32::<0xb1>(ws);
     let ll = _mm256_mul_epu32(x, ws);
     let lh = _mm256_mul_epu32(x, wsh);
     let hl = _mm256_mul_epu32(xh, ws);
@@ -92,8 +94,8 @@ fn mul_lazy(c: &Consts, x: __m256i, w: __m256i, ws: __m256i) -> __m256i {
         _mm256_srli_epi64::<32>(u),
     );
     // x * w - q * p mod 2^64, from the low and cross products.
-    let wh = _mm256_srli_epi64::<32>(w);
-    let qh = _mm256_srli_epi64::<32>(q);
+    let wh = _mm256_shuffle_epi32::<0xb1>(w);
+    let qh = _mm256_shuffle_epi32::<0xb1>(q);
     let low = _mm256_sub_epi64(_mm256_mul_epu32(x, w), _mm256_mul_epu32(q, c.p));
     let cross = _mm256_sub_epi64(
         _mm256_add_epi64(_mm256_mul_epu32(x, wh), _mm256_mul_epu32(xh, w)),

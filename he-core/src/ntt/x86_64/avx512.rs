@@ -113,8 +113,10 @@ pub(super) mod wide {
     #[inline]
     fn mul_lazy(c: &Consts, x: __m512i, w: __m512i, ws: __m512i) -> __m512i {
         // q = hi64(x * ws), exactly, from 32x32 -> 64 products.
-        let xh = _mm512_srli_epi64::<32>(x);
-        let wsh = _mm512_srli_epi64::<32>(ws);
+        // High halves by a 32-bit swap rather than a shift: LLVM recognizes the
+        // shift form as a 64x64 high product and scalarizes it.
+        let xh = _mm512_shuffle_epi32::<0xb1>(x);
+        let wsh = _mm512_shuffle_epi32::<0xb1>(ws);
         let ll = _mm512_mul_epu32(x, ws);
         let lh = _mm512_mul_epu32(x, wsh);
         let hl = _mm512_mul_epu32(xh, ws);
