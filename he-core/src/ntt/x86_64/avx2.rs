@@ -13,7 +13,6 @@ struct Consts {
     p: __m256i,
     two_p: __m256i,
     p_hi: __m256i,
-    lo32: __m256i,
 }
 
 #[target_feature(enable = "avx2")]
@@ -23,7 +22,6 @@ fn consts(p: u64) -> Consts {
         p: splat(p),
         two_p: splat(2 * p),
         p_hi: splat(p >> 32),
-        lo32: splat(u32::MAX as u64),
     }
 }
 
@@ -78,20 +76,20 @@ fn csub(x: __m256i, b: __m256i) -> __m256i {
 #[target_feature(enable = "avx2")]
 #[inline]
 fn mul_lazy(c: &Consts, x: __m256i, w: __m256i, ws: __m256i) -> __m256i {
+    // q ~ hi64(x * ws) from three 32x32 -> 64 products: leaving out the low
+    // x low product and the carries of the middle sums makes q at most 2
+    // too small, so x * w - q * p lands in [0, 4p) (instead of Shoup's
+    // [0, 2p)) and one conditional subtraction finishes.
     // High halves by a 32-bit swap rather than a shift: LLVM recognizes the
-    // shift form as a 64x64 high product and scalarizes it.
+    // shift form as part of a 64x64 high product and scalarizes it.
     let xh = _mm256_shuffle_epi32::<0xb1>(x);
-    // q = hi64(x * ws), exactly.
     let wsh = _mm256_shuffle_epi32::<0xb1>(ws);
-    let ll = _mm256_mul_epu32(x, ws);
     let lh = _mm256_mul_epu32(x, wsh);
     let hl = _mm256_mul_epu32(xh, ws);
     let hh = _mm256_mul_epu32(xh, wsh);
-    let t = _mm256_add_epi64(lh, _mm256_srli_epi64::<32>(ll));
-    let u = _mm256_add_epi64(hl, _mm256_and_si256(t, c.lo32));
     let q = _mm256_add_epi64(
-        _mm256_add_epi64(hh, _mm256_srli_epi64::<32>(t)),
-        _mm256_srli_epi64::<32>(u),
+        hh,
+        _mm256_add_epi64(_mm256_srli_epi64::<32>(lh), _mm256_srli_epi64::<32>(hl)),
     );
     // x * w - q * p mod 2^64, from the low and cross products.
     let wh = _mm256_shuffle_epi32::<0xb1>(w);
@@ -101,7 +99,10 @@ fn mul_lazy(c: &Consts, x: __m256i, w: __m256i, ws: __m256i) -> __m256i {
         _mm256_add_epi64(_mm256_mul_epu32(x, wh), _mm256_mul_epu32(xh, w)),
         _mm256_add_epi64(_mm256_mul_epu32(q, c.p_hi), _mm256_mul_epu32(qh, c.p)),
     );
-    _mm256_add_epi64(low, _mm256_slli_epi64::<32>(cross))
+    csub(
+        _mm256_add_epi64(low, _mm256_slli_epi64::<32>(cross)),
+        c.two_p,
+    )
 }
 
 /// Transposes the 4x4 matrix of 64-bit values held in `v` (row `i` in `v[i]`).

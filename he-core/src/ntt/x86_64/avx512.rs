@@ -95,7 +95,6 @@ pub(super) mod wide {
     struct Consts {
         p: __m512i,
         two_p: __m512i,
-        lo32: __m512i,
     }
 
     #[target_feature(enable = "avx512f")]
@@ -104,7 +103,6 @@ pub(super) mod wide {
         Consts {
             p: splat(p),
             two_p: splat(2 * p),
-            lo32: splat(u32::MAX as u64),
         }
     }
 
@@ -112,22 +110,23 @@ pub(super) mod wide {
     #[target_feature(enable = "avx512f,avx512dq")]
     #[inline]
     fn mul_lazy(c: &Consts, x: __m512i, w: __m512i, ws: __m512i) -> __m512i {
-        // q = hi64(x * ws), exactly, from 32x32 -> 64 products.
-        // High halves by a 32-bit swap rather than a shift: LLVM recognizes the
-        // shift form as a 64x64 high product and scalarizes it.
+        // q ~ hi64(x * ws) from three 32x32 -> 64 products: leaving out the
+        // low x low product and the carries of the middle sums makes q at
+        // most 2 too small, so x * w - q * p lands in [0, 4p) (instead of
+        // Shoup's [0, 2p)) and one conditional subtraction finishes.
+        // High halves by a 32-bit swap rather than a shift: LLVM recognizes
+        // the shift form as part of a 64x64 high product and scalarizes it.
         let xh = _mm512_shuffle_epi32::<0xb1>(x);
         let wsh = _mm512_shuffle_epi32::<0xb1>(ws);
-        let ll = _mm512_mul_epu32(x, ws);
         let lh = _mm512_mul_epu32(x, wsh);
         let hl = _mm512_mul_epu32(xh, ws);
         let hh = _mm512_mul_epu32(xh, wsh);
-        let t = _mm512_add_epi64(lh, _mm512_srli_epi64::<32>(ll));
-        let u = _mm512_add_epi64(hl, _mm512_and_si512(t, c.lo32));
         let q = _mm512_add_epi64(
-            _mm512_add_epi64(hh, _mm512_srli_epi64::<32>(t)),
-            _mm512_srli_epi64::<32>(u),
+            hh,
+            _mm512_add_epi64(_mm512_srli_epi64::<32>(lh), _mm512_srli_epi64::<32>(hl)),
         );
-        _mm512_sub_epi64(_mm512_mullo_epi64(x, w), _mm512_mullo_epi64(q, c.p))
+        let r = _mm512_sub_epi64(_mm512_mullo_epi64(x, w), _mm512_mullo_epi64(q, c.p));
+        csub(r, c.two_p)
     }
 
     #[cfg(test)]
