@@ -129,5 +129,6 @@ ntt_kernels!(
     lanes = 4,
     vector = __m256i,
     halves = [2, 1],
-    rev = [1, 2]
+    rev = [1, 2],
+    radix8 = false
 );

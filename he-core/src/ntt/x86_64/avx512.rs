@@ -139,7 +139,8 @@ pub(super) mod wide {
         lanes = 8,
         vector = __m512i,
         halves = [4, 2, 1],
-        rev = [1, 2, 4]
+        rev = [1, 2, 4],
+        radix8 = true
     );
 }
 
@@ -190,6 +191,7 @@ pub(super) mod ifma {
         lanes = 8,
         vector = __m512i,
         halves = [4, 2, 1],
-        rev = [1, 2, 4]
+        rev = [1, 2, 4],
+        radix8 = true
     );
 }

@@ -8,8 +8,9 @@
 //! All kernels share one schedule, written once in [`ntt_kernels!`]:
 //!
 //! - the stages whose butterfly half-width `t` exceeds `L * L / 2` (`L` the
-//!   lane count) run as radix-4 passes (two stages per sweep over the
-//!   data; one radix-2 pass when the count is odd);
+//!   lane count) run as radix-8 passes on AVX-512 (three stages per sweep
+//!   over the data) and radix-4 passes on AVX2 (16 registers), after one
+//!   radix-2 or radix-4 pass for the remainder;
 //! - the last `2 log2 L` stages run in one pass over chunks of `L * L`
 //!   values held in `L` registers: `log2 L` stages between whole registers,
 //!   an `L x L` transpose, `log2 L` stages between lanes (twiddles from
@@ -37,13 +38,16 @@ use super::{Backend, IFMA_MAX_BITS, NttPlan, scalar};
 /// `splat`, `load`, `store`, `add`, `sub`, `csub` (`x - b` if `x >= b`, for
 /// `x < 2b`), `mul_lazy` (`x * w mod p` in `[0, 2p)` from a Shoup constant)
 /// and `transpose`, and `detected()` (the CPU check, for tests).
-/// `halves` lists `L/2, L/4, ..., 1`, `rev` the same backwards.
+/// `halves` lists `L/2, L/4, ..., 1`, `rev` the same backwards; `radix8`
+/// merges three stages per sweep instead of two.
 macro_rules! ntt_kernels {
-    (feature = $feat:literal, lanes = $lanes:literal, vector = $v:ty, halves = [$($h:literal),*], rev = [$($r:literal),*]) => {
+    (feature = $feat:literal, lanes = $lanes:literal, vector = $v:ty, halves = [$($h:literal),*], rev = [$($r:literal),*], radix8 = $radix8:literal) => {
         use $crate::ntt::x86_64::{TailStage, Twiddles};
 
         const LANES: usize = $lanes;
         const CHUNK: usize = LANES * LANES;
+        /// Largest number of stages merged into one sweep over the data.
+        const MERGE: u32 = if $radix8 { 3 } else { 2 };
 
         /// Cooley-Tukey butterfly: inputs and outputs in `[0, 4p)`.
         #[target_feature(enable = $feat)]
@@ -226,15 +230,21 @@ macro_rules! ntt_kernels {
             let c = consts(tw.p);
             let mut m = 1;
             let mut big = (n / CHUNK).trailing_zeros();
-            if big % 2 == 1 {
-                fwd_radix2(&c, a, m, tw);
-                m *= 2;
-                big -= 1;
+            match big % MERGE {
+                1 => fwd_radix2(&c, a, m, tw),
+                2 => fwd_radix4(&c, a, m, tw),
+                _ => {}
             }
-            while big >= 2 {
-                fwd_radix4(&c, a, m, tw);
-                m *= 4;
-                big -= 2;
+            m <<= big % MERGE;
+            big -= big % MERGE;
+            while big >= MERGE {
+                if MERGE == 3 {
+                    fwd_radix8(&c, a, m, tw);
+                } else {
+                    fwd_radix4(&c, a, m, tw);
+                }
+                m <<= MERGE;
+                big -= MERGE;
             }
             fwd_tail(&c, a, tw);
         }
@@ -392,6 +402,97 @@ macro_rules! ntt_kernels {
             }
         }
 
+        /// Splits `block` into eight equal slices of whole registers.
+        #[inline]
+        fn eighths(block: &mut [u64]) -> [&mut [[u64; LANES]]; 8] {
+            let e = block.len() / 8;
+            let mut it = block.chunks_exact_mut(e).map(|s| s.as_chunks_mut::<LANES>().0);
+            core::array::from_fn(|_| it.next().expect("eight slices"))
+        }
+
+        /// Forward stages `m`, `2m` and `4m` in one sweep (radix 8).
+        #[target_feature(enable = $feat)]
+        fn fwd_radix8(c: &Consts, a: &mut [u64], m: usize, tw: &Twiddles<'_>) {
+            let t = a.len() / (2 * m);
+            for (i, block) in a.chunks_exact_mut(2 * t).enumerate() {
+                let tw1 = (splat(tw.fwd[m + i]), splat(tw.fwd_s[m + i]));
+                let tw2: [($v, $v); 2] = core::array::from_fn(|j| {
+                    (splat(tw.fwd[2 * m + 2 * i + j]), splat(tw.fwd_s[2 * m + 2 * i + j]))
+                });
+                let tw3: [($v, $v); 4] = core::array::from_fn(|j| {
+                    (splat(tw.fwd[4 * m + 4 * i + j]), splat(tw.fwd_s[4 * m + 4 * i + j]))
+                });
+                let parts = eighths(block);
+                let len = parts[0].len();
+                for r in 0..len {
+                    let mut x = [splat(0); 8];
+                    for k in 0..8 {
+                        x[k] = load(&parts[k][r]);
+                    }
+                    for k in 0..4 {
+                        (x[k], x[k + 4]) = fwd_bfly(c, x[k], x[k + 4], tw1.0, tw1.1);
+                    }
+                    for k in [0, 1, 4, 5] {
+                        let (w, ws) = tw2[k / 4];
+                        (x[k], x[k + 2]) = fwd_bfly(c, x[k], x[k + 2], w, ws);
+                    }
+                    for j in 0..4 {
+                        let (w, ws) = tw3[j];
+                        (x[2 * j], x[2 * j + 1]) = fwd_bfly(c, x[2 * j], x[2 * j + 1], w, ws);
+                    }
+                    for k in 0..8 {
+                        store(&mut parts[k][r], x[k]);
+                    }
+                }
+            }
+        }
+
+        /// Inverse stages `h`, `h / 2` and `h / 4` in one sweep (radix 8);
+        /// when `h == 4` the last one is the final stage and `1/n` is
+        /// folded in.
+        #[target_feature(enable = $feat)]
+        fn inv_radix8(c: &Consts, a: &mut [u64], h: usize, tw: &Twiddles<'_>) {
+            let t = a.len() / (2 * h);
+            let k = last_consts(tw);
+            for (i, block) in a.chunks_exact_mut(8 * t).enumerate() {
+                let tw1: [($v, $v); 4] = core::array::from_fn(|j| {
+                    (splat(tw.inv[h + 4 * i + j]), splat(tw.inv_s[h + 4 * i + j]))
+                });
+                let tw2: [($v, $v); 2] = core::array::from_fn(|j| {
+                    (splat(tw.inv[h / 2 + 2 * i + j]), splat(tw.inv_s[h / 2 + 2 * i + j]))
+                });
+                let tw3 = (splat(tw.inv[h / 4 + i]), splat(tw.inv_s[h / 4 + i]));
+                let parts = eighths(block);
+                let len = parts[0].len();
+                for r in 0..len {
+                    let mut x = [splat(0); 8];
+                    for j in 0..8 {
+                        x[j] = load(&parts[j][r]);
+                    }
+                    for j in 0..4 {
+                        let (w, ws) = tw1[j];
+                        (x[2 * j], x[2 * j + 1]) = inv_bfly(c, x[2 * j], x[2 * j + 1], w, ws);
+                    }
+                    for j in [0, 1, 4, 5] {
+                        let (w, ws) = tw2[j / 4];
+                        (x[j], x[j + 2]) = inv_bfly(c, x[j], x[j + 2], w, ws);
+                    }
+                    if h == 4 {
+                        for j in 0..4 {
+                            (x[j], x[j + 4]) = inv_last_bfly(c, x[j], x[j + 4], &k);
+                        }
+                    } else {
+                        for j in 0..4 {
+                            (x[j], x[j + 4]) = inv_bfly(c, x[j], x[j + 4], tw3.0, tw3.1);
+                        }
+                    }
+                    for j in 0..8 {
+                        store(&mut parts[j][r], x[j]);
+                    }
+                }
+            }
+        }
+
         /// Multiplies every value (in `[0, 2p)`) by `1/n`, result in `[0, p)`.
         #[target_feature(enable = $feat)]
         fn scale(c: &Consts, a: &mut [u64], tw: &Twiddles<'_>) {
@@ -418,15 +519,21 @@ macro_rules! ntt_kernels {
                 scale(&c, a, tw);
                 return;
             }
-            if big % 2 == 1 {
-                inv_radix2(&c, a, h, tw);
-                h /= 2;
-                big -= 1;
+            match big % MERGE {
+                1 => inv_radix2(&c, a, h, tw),
+                2 => inv_radix4(&c, a, h, tw),
+                _ => {}
             }
-            while big >= 2 {
-                inv_radix4(&c, a, h, tw);
-                h /= 4;
-                big -= 2;
+            h >>= big % MERGE;
+            big -= big % MERGE;
+            while big >= MERGE {
+                if MERGE == 3 {
+                    inv_radix8(&c, a, h, tw);
+                } else {
+                    inv_radix4(&c, a, h, tw);
+                }
+                h >>= MERGE;
+                big -= MERGE;
             }
         }
 
