@@ -38,7 +38,7 @@ fn naive_negacyclic(a: &[u64], b: &[u64], m: &Modulus) -> Vec<u64> {
 /// and at every SIMD lane boundary of the first block.
 fn sample(n: usize, p: u64, rng: &mut ChaCha8Rng) -> Vec<u64> {
     let mut v: Vec<u64> = (0..n).map(|_| rng.random_range(0..p)).collect();
-    for i in [0, 1, 3, 4, 7, 8, 15, 16] {
+    for i in [0, 1, 3, 4, 7, 8, 15, 16].into_iter().filter(|&i| i < n) {
         v[i] = if i % 2 == 0 { p - 1 } else { 0 };
     }
     v[n - 1] = p - 1;
@@ -165,6 +165,84 @@ fn bad_plans_are_errors() {
                 NttPlan::with_backend(1024, p, backend).unwrap_err(),
                 Error::BackendUnavailable(backend)
             );
+        }
+    }
+}
+
+/// Small degrees exercise every schedule of the SIMD kernels: the scalar
+/// fallback below `L * L`, the tail pass alone (`n = L * L`, where the
+/// inverse scales in a separate pass), one radix-2 pass, one radix-4 pass,
+/// and a radix-2 pass followed by radix-4 passes.
+#[test]
+fn small_degrees_match_scalar_and_naive() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for bits in PRIME_BITS {
+        let p = test_prime(bits);
+        let m = Modulus::new(p).unwrap();
+        for log_n in 3..=10 {
+            let n = 1 << log_n;
+            let scalar = NttPlan::with_backend(n, p, Backend::Scalar).unwrap();
+            let a = sample(n, p, &mut rng);
+            let b = sample(n, p, &mut rng);
+            let expect_prod = naive_negacyclic(&a, &b, &m);
+            let mut expect_fwd = a.clone();
+            scalar.forward(&mut expect_fwd);
+            let mut expect_inv = a.clone();
+            scalar.inverse(&mut expect_inv);
+            for backend in Backend::available() {
+                if !backend.supports_bits(bits) {
+                    continue;
+                }
+                let plan = NttPlan::with_backend(n, p, backend).unwrap();
+                let mut got = a.clone();
+                plan.forward(&mut got);
+                assert_eq!(got, expect_fwd, "forward {backend:?} n={n} bits={bits}");
+                let mut got = a.clone();
+                plan.inverse(&mut got);
+                assert_eq!(got, expect_inv, "inverse {backend:?} n={n} bits={bits}");
+                assert_eq!(
+                    negacyclic_via_ntt(&plan, &a, &b),
+                    expect_prod,
+                    "product {backend:?} n={n} bits={bits}"
+                );
+            }
+        }
+    }
+}
+
+/// Values at the top of the lazy ranges: inputs `p - 1` everywhere and
+/// alternating `0, p - 1`, through both directions, on the largest prime
+/// each backend accepts.
+#[test]
+fn extreme_inputs_match_scalar() {
+    for bits in [IFMA_MAX_BITS, crate::modulus::MAX_MODULUS_BITS] {
+        let p = test_prime(bits);
+        for n in [64, 128, 256, 4096] {
+            let scalar = NttPlan::with_backend(n, p, Backend::Scalar).unwrap();
+            let inputs: [Vec<u64>; 3] = [
+                vec![p - 1; n],
+                (0..n).map(|i| if i % 2 == 0 { 0 } else { p - 1 }).collect(),
+                (0..n).map(|i| if i % 3 == 0 { p - 1 } else { 1 }).collect(),
+            ];
+            for backend in Backend::available() {
+                if !backend.supports_bits(bits) {
+                    continue;
+                }
+                let plan = NttPlan::with_backend(n, p, backend).unwrap();
+                for input in &inputs {
+                    for inverse in [false, true] {
+                        let (mut got, mut expect) = (input.clone(), input.clone());
+                        if inverse {
+                            plan.inverse(&mut got);
+                            scalar.inverse(&mut expect);
+                        } else {
+                            plan.forward(&mut got);
+                            scalar.forward(&mut expect);
+                        }
+                        assert_eq!(got, expect, "{backend:?} n={n} bits={bits} inv={inverse}");
+                    }
+                }
+            }
         }
     }
 }
