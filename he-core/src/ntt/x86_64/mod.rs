@@ -681,7 +681,7 @@ impl SimdTables {
     pub(crate) fn new(plan: &NttPlan) -> Option<Self> {
         let lanes = lanes(plan.backend)?;
         let n = plan.n;
-        if plan.log_n < 2 * lanes.trailing_zeros() {
+        if plan.n.trailing_zeros() < 2 * lanes.trailing_zeros() {
             // Fewer stages than the tail pass handles: the scalar kernel runs.
             return None;
         }
