@@ -193,6 +193,17 @@ impl ItemEncoder {
             .collect()
     }
 
+    /// Whether two items agree on at least one field element (the sender
+    /// keeps such items apart in labeled bundles). No allocation.
+    pub fn shares_felt(&self, a: &HashedItem, b: &HashedItem) -> bool {
+        let x = (a.as_u128() ^ b.as_u128()) & self.mask();
+        let chunk = (1u128 << self.bits_per_felt) - 1;
+        (0..self.felts_per_item).any(|i| {
+            let shift = i as u32 * self.bits_per_felt;
+            shift >= 128 || (x >> shift) & chunk == 0
+        })
+    }
+
     /// Reassembles the matched bits from field elements (the inverse of
     /// [`encode`](Self::encode) on the low `item_bits` bits).
     pub fn decode(&self, felts: &[u64]) -> Result<u128> {

@@ -598,7 +598,7 @@ mod tests {
             &|p| p.query_powers = vec![1, 65],
             "not a power the sender needs",
         );
-        check(&|p| p.felts_per_item = 2, "item bits"); // 32 bits
+        check(&|p| p.felts_per_item = 2, "false-positive"); // 32 bits
         check(&|p| p.label_byte_count = 5000, "label_byte_count");
         check(&|p| p.nonce_byte_count = 65, "nonce");
         check(&|p| p.ps_low_degree = 65, "ps_low_degree");
@@ -654,7 +654,10 @@ mod tests {
         let mut q = base();
         q.felts_per_item = 2;
         q.table_size = 2048;
-        assert!(matches!(q.validate(), Err(Error::FalsePositiveRateTooHigh { .. })));
+        assert!(matches!(
+            q.validate(),
+            Err(Error::FalsePositiveRateTooHigh { .. })
+        ));
         assert_eq!(p.false_positive_log2(0, 10), f64::NEG_INFINITY);
     }
 

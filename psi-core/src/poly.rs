@@ -79,6 +79,101 @@ pub fn interpolate(t: &Modulus, xs: &[u64], ys: &[u64]) -> Result<Vec<u64>> {
     Ok(c)
 }
 
+/// Interpolation through a fixed set of points `xs` for many value vectors
+/// `ys`, as the sender needs for the label parts of one slot: the setup
+/// (the vanishing polynomial `M(x) = prod (x - x_i)` and the barycentric
+/// weights `w_i = 1 / M'(x_i)`, with a single modular inversion) costs
+/// `O(d^2)`, and each interpolation `L(x) = sum_i y_i w_i M(x) / (x - x_i)`
+/// another `O(d^2)` multiplications with no inversion.
+#[derive(Clone, Debug)]
+pub struct Interpolator {
+    t: Modulus,
+    xs: Vec<u64>,
+    vanishing: Vec<u64>,
+    weights: Vec<u64>,
+}
+
+impl Interpolator {
+    /// Prepares interpolation through `xs`; errors on a repeated point.
+    pub fn new(t: &Modulus, xs: &[u64]) -> Result<Self> {
+        let xs: Vec<u64> = xs.iter().map(|&x| t.reduce(x)).collect();
+        let vanishing = from_roots(t, &xs);
+        // M'(x_i) = prod_{j != i} (x_i - x_j).
+        let derivs: Vec<u64> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, &xi)| {
+                xs.iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .fold(1 % t.value(), |acc, (_, &xj)| t.mul(acc, t.sub(xi, xj)))
+            })
+            .collect();
+        // Batch inversion (Montgomery's trick): one inversion for all.
+        let mut prefix = Vec::with_capacity(derivs.len());
+        let mut acc = 1 % t.value();
+        for &d in &derivs {
+            prefix.push(acc);
+            acc = t.mul(acc, d);
+        }
+        let mut inv = match t.inv_vt(acc) {
+            Some(v) => v,
+            None if xs.is_empty() => 1,
+            None => {
+                let dup = xs
+                    .iter()
+                    .enumerate()
+                    .find(|&(i, x)| xs[..i].contains(x))
+                    .map_or(0, |(_, &x)| x);
+                return Err(Error::DuplicateInterpolationPoint { x: dup });
+            }
+        };
+        let mut weights = vec![0u64; derivs.len()];
+        for i in (0..derivs.len()).rev() {
+            weights[i] = t.mul(inv, prefix[i]);
+            inv = t.mul(inv, derivs[i]);
+        }
+        Ok(Self {
+            t: *t,
+            xs,
+            vanishing,
+            weights,
+        })
+    }
+
+    /// The vanishing polynomial `prod (x - x_i)` (monic).
+    pub fn vanishing(&self) -> &[u64] {
+        &self.vanishing
+    }
+
+    /// The polynomial of degree `< len(xs)` through `(x_i, ys[i])`.
+    pub fn interpolate(&self, ys: &[u64]) -> Result<Vec<u64>> {
+        let t = &self.t;
+        let n = self.xs.len();
+        if ys.len() != n {
+            return Err(Error::InterpolationLengthMismatch {
+                xs: n,
+                ys: ys.len(),
+            });
+        }
+        let mut c = vec![0u64; n];
+        let m = &self.vanishing;
+        for ((&xi, &wi), &yi) in self.xs.iter().zip(&self.weights).zip(ys) {
+            let scale = t.mul(t.reduce(yi), wi);
+            if scale == 0 {
+                continue;
+            }
+            // Synthetic division M(x) / (x - x_i), highest coefficient first.
+            let mut q = m[n]; // = 1
+            for k in (0..n).rev() {
+                c[k] = t.add(c[k], t.mul(scale, q));
+                q = t.add(m[k], t.mul(xi, q));
+            }
+        }
+        Ok(c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +262,31 @@ mod tests {
             let ys: Vec<u64> = xs.iter().map(|&x| evaluate(&t, &coeffs, x)).collect();
             prop_assert_eq!(interpolate(&t, &xs, &ys).unwrap(), coeffs);
         }
+    }
+
+    #[test]
+    fn interpolator_matches_newton() {
+        let t = Modulus::new(1_032_193).unwrap();
+        let xs: Vec<u64> = (0..40).map(|i| i * 7919 + 3).collect();
+        let it = Interpolator::new(&t, &xs).unwrap();
+        assert_eq!(it.vanishing(), from_roots(&t, &xs).as_slice());
+        for seed in 0..3u64 {
+            let ys: Vec<u64> = (0..40)
+                .map(|i| (i * 31 + seed * 1000) % 1_032_193)
+                .collect();
+            assert_eq!(
+                it.interpolate(&ys).unwrap(),
+                interpolate(&t, &xs, &ys).unwrap()
+            );
+        }
+        assert!(Interpolator::new(&t, &[5, 9, 5]).is_err());
+        assert_eq!(
+            Interpolator::new(&t, &[])
+                .unwrap()
+                .interpolate(&[])
+                .unwrap(),
+            Vec::<u64>::new()
+        );
+        assert!(it.interpolate(&[1]).is_err());
     }
 }

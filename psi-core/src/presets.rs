@@ -25,7 +25,7 @@
 //! (download), with costs measured on this project's benchmarks.
 
 use crate::error::{Error, Result};
-use crate::params::{BfvSpec, PowersDag, PsiParams};
+use crate::params::{BfvSpec, PsiParams};
 
 /// A named parameter set for a (sender, receiver, label) size.
 #[derive(Clone, Copy, Debug)]
@@ -132,7 +132,12 @@ pub fn query_powers_for(targets: &[u32], max_depth: u32, max_sources: usize) -> 
         }
         d
     };
-    let reached = |d: &[u32]| targets.iter().filter(|&&t| d[t as usize] <= max_depth).count();
+    let reached = |d: &[u32]| {
+        targets
+            .iter()
+            .filter(|&&t| d[t as usize] <= max_depth)
+            .count()
+    };
     let mut sources = vec![targets[0]];
     loop {
         let d = depths(&sources);
@@ -173,7 +178,8 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
         let (h, rows) = if receiver_items == 1 {
             (1usize, 1usize)
         } else {
-            let rows = (receiver_items as f64 / (MAX_LOAD * bins_per_bundle as f64)).ceil() as usize;
+            let rows =
+                (receiver_items as f64 / (MAX_LOAD * bins_per_bundle as f64)).ceil() as usize;
             (3, rows.max(1))
         };
         let table_size = rows * bins_per_bundle;
@@ -202,7 +208,8 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                 // Paterson-Stockmeyer multiplies a low-power term (one level
                 // for the plain product) by a high power: keep the low
                 // powers one level shallower.
-                let Some(sources) = query_powers_for(&targets, MAX_POWERS_DEPTH, MAX_QUERY_POWERS) else {
+                let Some(sources) = query_powers_for(&targets, MAX_POWERS_DEPTH, MAX_QUERY_POWERS)
+                else {
                     continue;
                 };
                 p.query_powers = sources;
@@ -210,7 +217,12 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                     continue;
                 };
                 if l != 0 {
-                    let low_depth = dag.nodes().iter().filter(|n| n.power <= l).map(|n| n.depth).max();
+                    let low_depth = dag
+                        .nodes()
+                        .iter()
+                        .filter(|n| n.power <= l)
+                        .map(|n| n.depth)
+                        .max();
                     if low_depth.unwrap_or(0) > 1 {
                         continue;
                     }
@@ -227,7 +239,8 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                 let per_poly = if l == 0 {
                     b as f64 * COST_PLAIN_PRODUCT
                 } else {
-                    b as f64 * COST_PLAIN_PRODUCT + (b as f64 / (l + 1) as f64) * COST_CT_PRODUCT * 0.6
+                    b as f64 * COST_PLAIN_PRODUCT
+                        + (b as f64 / (l + 1) as f64) * COST_CT_PRODUCT * 0.6
                 };
                 let cost = rows as f64 * products * COST_CT_PRODUCT
                     + polys * (per_poly + COST_PART)
@@ -241,7 +254,9 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
     }
     best.map(|(_, p)| p).ok_or_else(|| Error::InvalidParams {
         field: "sizes",
-        reason: format!("no parameters reach 2^-40 false positives for {sender_items} x {receiver_items}"),
+        reason: format!(
+            "no parameters reach 2^-40 false positives for {sender_items} x {receiver_items}"
+        ),
     })
 }
 
@@ -250,13 +265,22 @@ impl PsiParams {
     /// `receiver_items` items and labels of `label_bytes` bytes: the smallest
     /// preset covering all three. Beyond the largest preset, designs a set
     /// with [`design`].
-    pub fn for_sizes(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Result<PsiParams> {
+    pub fn for_sizes(
+        sender_items: u64,
+        receiver_items: u64,
+        label_bytes: usize,
+    ) -> Result<PsiParams> {
         let fits = |p: &&Preset| {
             p.sender_items >= sender_items
                 && p.receiver_items >= receiver_items
-                && (p.label_bytes == label_bytes || (label_bytes > 0 && p.label_bytes >= label_bytes))
+                && (p.label_bytes == label_bytes
+                    || (label_bytes > 0 && p.label_bytes >= label_bytes))
         };
-        match PRESETS.iter().filter(fits).min_by_key(|p| (p.sender_items, p.receiver_items, p.label_bytes)) {
+        match PRESETS
+            .iter()
+            .filter(fits)
+            .min_by_key(|p| (p.sender_items, p.receiver_items, p.label_bytes))
+        {
             Some(p) => Ok(p.params()),
             None => design(sender_items, receiver_items, label_bytes),
         }

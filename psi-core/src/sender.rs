@@ -30,7 +30,7 @@ use crate::label::encrypt_label;
 use crate::messages::{OprfRequest, OprfResponse, Query, ResultPart};
 use crate::oprf::OprfKey;
 use crate::params::{PowersDag, PsiParams};
-use crate::poly::{from_roots, interpolate};
+use crate::poly::{Interpolator, from_roots};
 use crate::wire::{Codec, Reader, Writer};
 
 /// An item ready to insert: its OPRF-derived PSI item and encrypted label.
@@ -241,13 +241,11 @@ impl SenderDb {
             if self.replace_label(item, &bins, &p.label) {
                 continue;
             }
-            let felts = self.encoder.encode(&p.item);
             for b in bins {
                 let (bi, pos) = self.bin_location(b);
                 self.place(
                     bi,
                     pos,
-                    &felts,
                     Entry {
                         item,
                         label: p.label.clone(),
@@ -277,7 +275,8 @@ impl SenderDb {
         found
     }
 
-    fn place(&mut self, bi: usize, pos: usize, felts: &[u64], entry: Entry) {
+    fn place(&mut self, bi: usize, pos: usize, entry: Entry) {
+        let new_item = HashedItem::from_u128(entry.item);
         let max = self.params.max_items_per_bin;
         let labeled = self.is_labeled();
         let encoder = self.encoder;
@@ -287,8 +286,7 @@ impl SenderDb {
                 && (!labeled
                     || bin.iter().all(|e| {
                         // Interpolation needs distinct x in every slot.
-                        let other = encoder.encode(&HashedItem::from_u128(e.item));
-                        other.iter().zip(felts).all(|(a, b)| a != b)
+                        !encoder.shares_felt(&HashedItem::from_u128(e.item), &new_item)
                     }))
         };
         let bundles = &mut self.bundles[bi];
@@ -669,14 +667,32 @@ impl CacheContext<'_> {
             for fi in 0..f {
                 let slot = pos * f + fi;
                 let xs: Vec<u64> = felts.iter().map(|v| v[fi]).collect();
-                let roots = from_roots(&t, &xs);
+                // Labeled bundles never hold two items sharing a slot value
+                // (see `place`), so interpolation is well defined; unlabeled
+                // ones may, which only repeats a root.
+                let interpolator = if self.label_parts > 0 {
+                    Some(Interpolator::new(&t, &xs)?)
+                } else {
+                    None
+                };
+                let owned_roots;
+                let roots: &[u64] = match &interpolator {
+                    Some(i) => i.vanishing(),
+                    None => {
+                        owned_roots = from_roots(&t, &xs);
+                        &owned_roots
+                    }
+                };
                 let r: u64 = rng.random_range(1..t.value());
                 for (j, &c) in roots.iter().enumerate() {
                     matching[j][slot] = t.mul(c, r);
                 }
                 for (part, poly) in labels.iter_mut().enumerate() {
                     let ys: Vec<u64> = label_felts.iter().map(|v| v[part * f + fi]).collect();
-                    let interp = interpolate(&t, &xs, &ys)?;
+                    let interp = interpolator
+                        .as_ref()
+                        .expect("labeled bundles have an interpolator")
+                        .interpolate(&ys)?;
                     // Adding s * prod(y - x_i) keeps the values at the roots
                     // and turns every other value into noise.
                     let s: u64 = rng.random_range(1..t.value());

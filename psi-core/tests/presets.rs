@@ -10,8 +10,14 @@ fn presets_match_design_and_bounds() {
     for p in PRESETS {
         let params = p.params();
         let designed = design(p.sender_items, p.receiver_items, p.label_bytes).unwrap();
-        assert_eq!(params, designed, "{} is stale: run the design_params example", p.name);
-        params.validate_for_sizes(p.receiver_items, p.sender_items).unwrap();
+        assert_eq!(
+            params, designed,
+            "{} is stale: run the design_params example",
+            p.name
+        );
+        params
+            .validate_for_sizes(p.receiver_items, p.sender_items)
+            .unwrap();
         assert!(params.false_positive_log2(p.receiver_items, p.sender_items) <= -40.0);
         assert_eq!(params.label_byte_count, p.label_bytes);
         assert_eq!(PsiParams::from_json(&params.to_json()).unwrap(), params);
@@ -23,7 +29,14 @@ fn for_sizes_picks_the_smallest_covering_preset() {
     let p = PsiParams::for_sizes(1000, 1, 0).unwrap();
     assert_eq!(p, PRESETS[0].params());
     let p = PsiParams::for_sizes(1 << 20, 300, 8).unwrap();
-    assert_eq!(p, PRESETS.iter().find(|p| p.name == "1M-1024-16").unwrap().params());
+    assert_eq!(
+        p,
+        PRESETS
+            .iter()
+            .find(|p| p.name == "1M-1024-16")
+            .unwrap()
+            .params()
+    );
     // Beyond every preset: designed on the spot, still within the bound.
     let big = PsiParams::for_sizes(1 << 25, 1024, 0).unwrap();
     assert!(big.false_positive_log2(1024, 1 << 25) <= -40.0);
@@ -37,7 +50,11 @@ fn e2e(preset: &psi_core::presets::Preset) {
     let items: Vec<Vec<u8>> = (0..n).map(|i| format!("s{i}").into_bytes()).collect();
     let labels: Vec<Vec<u8>> = (0..n).map(|i| (i * 7).to_le_bytes().to_vec()).collect();
     if labeled {
-        let v: Vec<(&[u8], &[u8])> = items.iter().zip(&labels).map(|(a, b)| (a.as_slice(), b.as_slice())).collect();
+        let v: Vec<(&[u8], &[u8])> = items
+            .iter()
+            .zip(&labels)
+            .map(|(a, b)| (a.as_slice(), b.as_slice()))
+            .collect();
         db.insert(&v).unwrap();
     } else {
         let v: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
@@ -45,10 +62,14 @@ fn e2e(preset: &psi_core::presets::Preset) {
     }
     let receiver = Receiver::new(params.clone()).unwrap();
     let q = preset.receiver_items.min(64);
-    let query: Vec<Vec<u8>> = (0..q).map(|i| format!("s{}", i * 97 % (2 * n)).into_bytes()).collect();
+    let query: Vec<Vec<u8>> = (0..q)
+        .map(|i| format!("s{}", i * 97 % (2 * n)).into_bytes())
+        .collect();
     let refs: Vec<&[u8]> = query.iter().map(Vec::as_slice).collect();
     let (req, pending) = receiver.oprf_request(&refs).unwrap();
-    let (query_msg, state) = receiver.create_query(pending, &db.evaluate_oprf(&req).unwrap()).unwrap();
+    let (query_msg, state) = receiver
+        .create_query(pending, &db.evaluate_oprf(&req).unwrap())
+        .unwrap();
     let parts = db.answer_all(&query_msg).unwrap();
     let budget = receiver.min_noise_budget(&parts).unwrap();
     assert!(budget >= 2, "{}: result noise budget {budget}", preset.name);
@@ -57,7 +78,10 @@ fn e2e(preset: &psi_core::presets::Preset) {
         let idx = i as u64 * 97 % (2 * n);
         assert_eq!(r.matched, idx < n, "{} item {idx}", preset.name);
         if r.matched && labeled {
-            assert_eq!(&r.label.as_ref().unwrap()[..8], &(idx * 7).to_le_bytes()[..]);
+            assert_eq!(
+                &r.label.as_ref().unwrap()[..8],
+                &(idx * 7).to_le_bytes()[..]
+            );
         }
     }
 }

@@ -1,0 +1,178 @@
+//! End-to-end labeled/unlabeled PSI benchmark (in process, no network).
+//!
+//! ```sh
+//! cargo bench -p psi-core --bench psi              # 2^16 and 2^20 senders
+//! cargo bench -p psi-core --bench psi -- --large   # also 2^24
+//! cargo bench -p psi-core --bench psi -- --quick   # 2^16 only
+//! ```
+//!
+//! For each sender size, receiver size (1, 256, 1024) and label length (0,
+//! 16 bytes) it builds a sender database with the preset `for_sizes` picks,
+//! queries it with items half inside and half outside the set, and prints a
+//! Markdown table row: DB build time, DB memory, receiver query time
+//! (OPRF + encryption), sender answer time, receiver decode time, bytes up
+//! and down, and matches found / expected. OPRF hashing of the sender set is
+//! done once per sender size and label length and reused by the databases
+//! that share it (their key is the same), and reported in its own column;
+//! a database's build time is that OPRF time plus its "DB build" column.
+
+use std::time::Instant;
+
+use psi_core::wire::Codec;
+use psi_core::*;
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn item(i: u64) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[..4].copy_from_slice(b"itm-");
+    b[4..].copy_from_slice(&i.to_le_bytes());
+    b
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let large = args.iter().any(|a| a == "--large");
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut sender_sizes = vec![1u64 << 16];
+    if !quick {
+        sender_sizes.push(1 << 20);
+    }
+    if large {
+        sender_sizes.push(1 << 24);
+    }
+    println!(
+        "| sender | receiver | label | preset | OPRF hash (s) | DB build (s) | DB memory (MiB) | query (ms) | answer (ms) | decode (ms) | up (KB) | down (KB) | parts | matches |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for &sender in &sender_sizes {
+        for label_bytes in [0usize, 16] {
+            let key_bytes = *OprfKey::generate().expect("OS randomness").to_bytes();
+            let mut prepared_cache: Option<(f64, Vec<PreparedItem>)> = None;
+            for receiver in [1u64, 256, 1024] {
+                let params = PsiParams::for_sizes(sender, receiver, label_bytes).expect("preset");
+                let preset = psi_core::presets::PRESETS
+                    .iter()
+                    .find(|p| p.params() == params)
+                    .map_or("designed", |p| p.name);
+                let key = OprfKey::from_bytes(&key_bytes).expect("key");
+                let mut db = SenderDb::new(params.clone(), key).expect("db");
+                // OPRF-hash the sender set once (same key, same label length).
+                if prepared_cache.is_none() {
+                    let t = Instant::now();
+                    let mut prepared = Vec::with_capacity(sender as usize);
+                    for chunk_start in (0..sender).step_by(1 << 16) {
+                        let chunk: Vec<([u8; 12], Option<[u8; 16]>)> = (chunk_start
+                            ..(chunk_start + (1 << 16)).min(sender))
+                            .map(|i| {
+                                let mut l = [0u8; 16];
+                                l[..8].copy_from_slice(&i.to_le_bytes());
+                                (item(i), (label_bytes > 0).then_some(l))
+                            })
+                            .collect();
+                        prepared.extend(db.prepare(&chunk).expect("prepare"));
+                    }
+                    prepared_cache = Some((t.elapsed().as_secs_f64(), prepared));
+                }
+                let (oprf_secs, prepared) = prepared_cache.as_ref().expect("filled above");
+                let t = Instant::now();
+                db.insert_prepared(prepared.clone()).expect("insert");
+                db.regenerate(|_, _| {}).expect("regenerate");
+                let build = t.elapsed().as_secs_f64();
+                let stats = db.stats();
+
+                // Query: half of the items inside the set, half outside.
+                let query_items: Vec<[u8; 12]> = (0..receiver)
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            item(i * 7919 % sender)
+                        } else {
+                            item(sender + i)
+                        }
+                    })
+                    .collect();
+                let expected = query_items
+                    .iter()
+                    .filter(|q| u64::from_le_bytes(q[4..].try_into().expect("8 bytes")) < sender)
+                    .count();
+                let refs: Vec<&[u8]> = query_items.iter().map(|q| q.as_slice()).collect();
+                let t = Instant::now();
+                let receiver_side = Receiver::new(params.clone()).expect("receiver");
+                let (req, pending) = receiver_side.oprf_request(&refs).expect("oprf request");
+                let req_bytes = req.to_wire();
+                let resp = db
+                    .evaluate_oprf(&OprfRequest::from_wire(&req_bytes).expect("decode"))
+                    .expect("oprf");
+                let resp_bytes = resp.to_wire();
+                let (query, state) = receiver_side
+                    .create_query(
+                        pending,
+                        &OprfResponse::from_wire(&resp_bytes).expect("decode"),
+                    )
+                    .expect("query");
+                let query_bytes = query.to_wire();
+                let query_ms = t.elapsed().as_secs_f64() * 1e3;
+
+                let t = Instant::now();
+                let decoded = Query::from_wire(&query_bytes).expect("decode");
+                let mut down = resp_bytes.len();
+                let mut parts = Vec::new();
+                db.answer(&decoded, |p| {
+                    let b = p.to_wire();
+                    down += b.len();
+                    parts.push(ResultPart::from_wire(&b)?);
+                    Ok(())
+                })
+                .expect("answer");
+                let answer_ms = t.elapsed().as_secs_f64() * 1e3;
+
+                let t = Instant::now();
+                let results = receiver_side.decode(&state, &parts).expect("decode");
+                let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+                let found = results.iter().filter(|r| r.matched).count();
+                if label_bytes > 0 {
+                    for (q, r) in query_items.iter().zip(&results) {
+                        if r.matched {
+                            assert_eq!(
+                                &r.label.as_ref().expect("label")[..8],
+                                &q[4..],
+                                "label mismatch"
+                            );
+                        }
+                    }
+                }
+                let up = req_bytes.len() + query_bytes.len();
+                println!(
+                    "| 2^{} | {} | {} | {} | {:.1} | {:.1} | {:.0} (peak RSS {:.0}) | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {}/{} |",
+                    sender.trailing_zeros(),
+                    receiver,
+                    label_bytes,
+                    preset,
+                    oprf_secs,
+                    build,
+                    stats.bytes_in_memory as f64 / (1 << 20) as f64,
+                    peak_rss_mib(),
+                    query_ms,
+                    answer_ms,
+                    decode_ms,
+                    up as f64 / 1000.0,
+                    down as f64 / 1000.0,
+                    parts.len(),
+                    found,
+                    expected
+                );
+                assert_eq!(found, expected, "wrong number of matches");
+            }
+        }
+    }
+}
