@@ -201,7 +201,11 @@ impl CheckOptions {
 /// }
 /// # Ok(()) }
 /// ```
-pub async fn check_vault(server_url: &str, vault: &Vault, options: &CheckOptions) -> Result<Report> {
+pub async fn check_vault(
+    server_url: &str,
+    vault: &Vault,
+    options: &CheckOptions,
+) -> Result<Report> {
     with_timeout(options.timeout, async {
         let client = Client::connect(server_url, options).await?;
         client.run_vault(vault, options).await
@@ -270,9 +274,7 @@ impl Client {
             url: server_url.to_owned(),
             reason,
         };
-        let uri: tonic::transport::Uri = server_url
-            .parse()
-            .map_err(|e| invalid(format!("{e}")))?;
+        let uri: tonic::transport::Uri = server_url.parse().map_err(|e| invalid(format!("{e}")))?;
         match uri.scheme_str() {
             Some("http") => {}
             Some("https") => {
@@ -426,8 +428,7 @@ impl Client {
         let mut cap = cuckoo
             .min(self.max_items_per_query)
             .min(options.max_items_per_round.unwrap_or(usize::MAX))
-            .min(psi_core::messages::MAX_OPRF_BATCH)
-            .max(1);
+            .clamp(1, psi_core::messages::MAX_OPRF_BATCH);
         // Keep the false-positive probability of a round below 2^-40.
         while cap > 1 && params.validate_for_receiver_items(cap as u64).is_err() {
             cap /= 2;
@@ -503,10 +504,10 @@ impl Client {
             collection: name,
             detail,
         };
-        let mut grpc = self.grpc.clone().max_decoding_message_size(
-            self.max_message_bytes
-                .max(DEFAULT_MAX_MESSAGE_BYTES),
-        );
+        let mut grpc = self
+            .grpc
+            .clone()
+            .max_decoding_message_size(self.max_message_bytes.max(DEFAULT_MAX_MESSAGE_BYTES));
 
         // 1. Blind the items.
         let owned = Distinct {

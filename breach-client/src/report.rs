@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 /// The answer for a whole vault: one [`EntryResult`] per login entry, in
 /// file order.
@@ -79,8 +80,7 @@ impl Report {
     /// A plain-text table of the breached entries and a summary line.
     /// Passwords are never part of a report, so never printed.
     pub fn to_table(&self) -> String {
-        let breached: Vec<&EntryResult> =
-            self.results.iter().filter(|r| r.is_breached()).collect();
+        let breached: Vec<&EntryResult> = self.results.iter().filter(|r| r.is_breached()).collect();
         let mut out = String::new();
         if !breached.is_empty() {
             let rows: Vec<[String; 5]> = breached
@@ -89,7 +89,7 @@ impl Report {
                     [
                         r.entry.to_string(),
                         shorten(&r.url, 48),
-                        shorten(&r.username, 32),
+                        shorten(r.username.trim(), 32),
                         if r.credential_breached {
                             format!("FOUND ({}x)", r.breach_count)
                         } else {
@@ -113,7 +113,7 @@ impl Report {
             let mut widths = [0usize; 5];
             for row in std::iter::once(&header).chain(&rows) {
                 for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(cell.chars().count());
+                    *w = (*w).max(cell.width());
                 }
             }
             for row in std::iter::once(&header).chain(&rows) {
@@ -124,7 +124,7 @@ impl Report {
                     }
                     line.push_str(cell);
                     if i + 1 < row.len() {
-                        line.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
+                        line.extend(std::iter::repeat_n(' ', w.saturating_sub(cell.width())));
                     }
                 }
                 out.push_str(line.trim_end());
@@ -198,7 +198,8 @@ fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
 }
 
 /// Cuts `text` to `max` characters (ending in `…`) and replaces control
-/// characters, so one cell stays on one line.
+/// characters, so one cell stays on one line. (Table cells trim the
+/// username for display; the JSON keeps it as written.)
 fn shorten(text: &str, max: usize) -> String {
     let clean: String = text
         .chars()

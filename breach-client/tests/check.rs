@@ -34,11 +34,7 @@ fn fixture_vaults_match_known_answers() {
         let report = runtime()
             .block_on(client.check_vault(&vault, &CheckOptions::default()))
             .unwrap_or_else(|e| panic!("{format}: {e}"));
-        assert_eq!(
-            serde_json::to_value(&report).unwrap(),
-            expected,
-            "{format}"
-        );
+        assert_eq!(serde_json::to_value(&report).unwrap(), expected, "{format}");
         // The fixtures cover every case: pairs, passwords only, clean.
         assert!(report.results.iter().any(|r| r.credential_breached));
         assert!(
@@ -100,7 +96,13 @@ fn big_vault_rows() -> Vec<(String, String, String)> {
         let (user, pw) = pairs[i * 5];
         rows.push((format!("https://dup{i}.example/"), user.clone(), pw.clone()));
     }
-    for (i, pw) in corpus.combo_passwords.keys().step_by(97).take(12).enumerate() {
+    for (i, pw) in corpus
+        .combo_passwords
+        .keys()
+        .step_by(97)
+        .take(12)
+        .enumerate()
+    {
         rows.push((
             format!("https://reuse{i}.example/"),
             format!("not-in-any-breach-{i}@example.invalid"),
@@ -145,8 +147,7 @@ fn large_vault_is_split_into_rounds() {
 
     // Duplicates and respelled usernames collapse to one item each.
     let distinct = |items: Vec<[u8; 32]>| items.into_iter().collect::<HashSet<_>>().len();
-    let distinct_credentials =
-        distinct(rows.iter().map(|r| credential_item(&r.1, &r.2)).collect());
+    let distinct_credentials = distinct(rows.iter().map(|r| credential_item(&r.1, &r.2)).collect());
     let distinct_passwords = distinct(rows.iter().map(|r| password_item(&r.2)).collect());
     assert!(distinct_credentials < 60 && distinct_credentials > 40);
     let rounds = |n: usize| n.div_ceil(limit as usize);
@@ -163,7 +164,10 @@ fn large_vault_is_split_into_rounds() {
         stats.oprf_requests.load(Ordering::SeqCst),
         rounds(distinct_credentials) + rounds(distinct_passwords)
     );
-    assert_eq!(stats.largest_oprf_batch.load(Ordering::SeqCst), limit as usize);
+    assert_eq!(
+        stats.largest_oprf_batch.load(Ordering::SeqCst),
+        limit as usize
+    );
 
     // Every duplicate maps back to each of its entries.
     for i in 0..4 {
@@ -189,7 +193,10 @@ fn large_vault_is_split_into_rounds() {
         .iter()
         .filter(|e| matches!(e, Progress::RoundDone { .. }))
         .count();
-    assert_eq!(planned, rounds(distinct_credentials) + rounds(distinct_passwords));
+    assert_eq!(
+        planned,
+        rounds(distinct_credentials) + rounds(distinct_passwords)
+    );
     assert_eq!(done, planned);
 }
 
@@ -265,8 +272,20 @@ fn server_errors_are_reported() {
     let err = runtime()
         .block_on(check_vault(&server.url(), &vault, &CheckOptions::default()))
         .unwrap_err();
-    assert!(matches!(err, Error::Rpc { rpc: "GetParameters", .. }), "{err:?}");
-    assert!(err.to_string().contains("maintenance window until 03:00"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Rpc {
+                rpc: "GetParameters",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("maintenance window until 03:00"),
+        "{err}"
+    );
 
     let server = start_server(ServerConfig {
         without_passwords: true,
@@ -275,7 +294,10 @@ fn server_errors_are_reported() {
     let err = runtime()
         .block_on(check_vault(&server.url(), &vault, &CheckOptions::default()))
         .unwrap_err();
-    assert!(matches!(err, Error::MissingCollection("passwords")), "{err:?}");
+    assert!(
+        matches!(err, Error::MissingCollection("passwords")),
+        "{err:?}"
+    );
 
     // Nothing listens on a port we just freed.
     let addr = {
@@ -291,7 +313,12 @@ fn server_errors_are_reported() {
         .unwrap_err();
     assert!(matches!(err, Error::Connect { .. }), "{err:?}");
 
-    for bad in ["127.0.0.1:50051", "ftp://x", "https://example.invalid:1", "not a url"] {
+    for bad in [
+        "127.0.0.1:50051",
+        "ftp://x",
+        "https://example.invalid:1",
+        "not a url",
+    ] {
         let err = runtime()
             .block_on(check_vault(bad, &vault, &CheckOptions::default()))
             .unwrap_err();
