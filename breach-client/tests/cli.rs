@@ -300,3 +300,34 @@ fn help_explains_what_is_sent() {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
     }
 }
+
+#[test]
+fn timeout_ends_a_stalled_check_with_exit_2() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let _holder = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(4) {
+            held.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(30));
+    });
+    let csv = fixtures_dir().join("vaults/chrome.csv");
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "check",
+        "--server",
+        &url,
+        "--timeout",
+        "1",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("did not finish within") || stderr.contains("cannot connect"),
+        "{stderr}"
+    );
+}
