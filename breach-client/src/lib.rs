@@ -1,8 +1,27 @@
 //! # breach-client
 //!
-//! The client side of the private password-breach check. Today it holds the
-//! password-manager export parser ([`vault`]); the OPRF + PSI client and the
-//! CLI build on it.
+//! The client side of the private password-breach check: it reads
+//! password-manager exports ([`vault`]), and checks each login against a
+//! breach server ([`check`]) with an OPRF in front of a labeled private set
+//! intersection over BFV homomorphic encryption (`psi-core`), over the gRPC
+//! contract of `breach-proto`. The `breach-client` binary is a thin layer
+//! over [`cli`].
+//!
+//! The server never sees a username, a password or a hash of either: only
+//! blinded group elements and ciphertexts under a key that never leaves this
+//! process. See [`check`] for exactly what is sent.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use breach_client::{CheckOptions, check_vault, read_vault_file};
+//!
+//! let vault = read_vault_file("passwords.csv", None)?;
+//! let report = check_vault("http://127.0.0.1:50051", &vault, &CheckOptions::default()).await?;
+//! println!("{}", report.to_json());
+//! # Ok(()) }
+//! ```
+//!
+//! Reading an export:
 //!
 //! ```
 //! use breach_client::vault::{read_vault, VaultFormat};
@@ -15,8 +34,15 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod check;
+pub mod cli;
+pub mod report;
 pub mod vault;
 
+pub use check::{
+    CheckOptions, Client, DEFAULT_SERVER, Error, Progress, ProgressFn, check_password, check_vault,
+};
+pub use report::{EntryResult, PasswordReport, Report};
 pub use vault::{
     Password, Vault, VaultEntry, VaultError, VaultFormat, VaultReader, read_vault, read_vault_file,
 };
