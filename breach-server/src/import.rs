@@ -815,7 +815,7 @@ impl Importer<'_> {
         self.progress.lines = lines_done;
         self.progress.byte_offset = offset;
         self.batch_lines += 1;
-        if self.batch_lines % 4096 == 0 {
+        if self.batch_lines.is_multiple_of(4096) {
             self.update_bar();
         }
         if self.batch_lines >= self.options.batch_lines.max(1) {
