@@ -53,7 +53,12 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(args: &[&str], stderr: PathBuf) -> Self {
+        Self::start_in(args, stderr, Path::new(env!("CARGO_MANIFEST_DIR")))
+    }
+
+    fn start_in(args: &[&str], stderr: PathBuf, cwd: &Path) -> Self {
         let mut child = bin()
+            .current_dir(cwd)
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
@@ -527,4 +532,26 @@ async fn library_serve_refreshes_after_import() {
             .iter()
             .all(|(_, r)| matches!(r.action, BuildAction::Full { .. }))
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_without_store_serves_the_bundled_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Run from an unrelated directory: the corpus is inside the binary.
+    let server = ServerProcess::start_in(
+        &["--data-dir", data.to_str().unwrap()],
+        dir.path().join("serve.log"),
+        dir.path(),
+    );
+    let mut client = connect(&server.addr).await;
+    let pair = credential_item("bob.novak@post.example", "bayern:3893");
+    assert_eq!(check(&mut client, CRED, &[pair]).await, [Some(3)]);
+    server.terminate();
+    assert!(data.join("demo/psi/passwords.senderdb").is_file());
+    // What it built is saved and up to date, so the next start only loads it.
+    let store = Store::open(data.join("demo")).unwrap();
+    for c in Collection::ALL {
+        assert!(!psi_db::is_stale(&store, c).unwrap());
+    }
 }
