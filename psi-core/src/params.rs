@@ -218,7 +218,7 @@ impl PsiParams {
             ));
         }
         let bpb = self.bins_per_bundle();
-        if self.table_size == 0 || (self.table_size > bpb && self.table_size % bpb != 0) {
+        if self.table_size == 0 || (self.table_size > bpb && !self.table_size.is_multiple_of(bpb)) {
             return Err(invalid(
                 "table_size",
                 format!(
