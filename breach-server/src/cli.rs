@@ -2,41 +2,77 @@
 //! what it does ([`run`]).
 
 use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::HumanBytes;
 
+use crate::demo;
 use crate::error::{Error, Result};
 use crate::import::{self, Format, ImportOptions, ImportReport, Outcome};
+use crate::psi_db::{self, BuildAction, BuildOptions, BuildReport};
+use crate::server::{self, ServeConfig};
+use crate::service::Limits;
 use crate::store::{Collection, DB_FILE_NAME, Store};
 
 const AFTER_HELP: &str = "\
 Examples:
+  # Try it: serve the bundled demo corpus on 127.0.0.1:50051
+  breach-server serve
+
   # Import a combo list and a Pwned Passwords list into ./store
   breach-server import --store ./store leaks/combo.txt pwned-passwords-sha1.txt
 
-  # Force the format (auto-detection looks at the first non-empty line)
-  breach-server import --store ./store --format csv export.csv
+  # Build the PSI databases, then serve them
+  breach-server build --store ./store
+  breach-server serve --store ./store --listen 0.0.0.0:50051
 
-  # What the store holds
+  # What the store and its PSI databases hold
   breach-server stats --store ./store
 
-Set RUST_LOG=info for more detail on stderr.";
+Logs go to stderr; RUST_LOG=debug (or warn, ...) changes how much.";
+
+const BUILD_HELP: &str = "\
+Examples:
+  # Build or refresh both collections after an import
+  breach-server import --store ./store new-leak.txt
+  breach-server build --store ./store
+
+  # Throw the saved databases away and rebuild from the store
+  breach-server build --store ./store --force";
+
+const SERVE_HELP: &str = "\
+Examples:
+  # The bundled demo corpus (built into ~/.local/share/breach-check/demo on first run)
+  breach-server serve
+
+  # A real store, all interfaces, a free port chosen by the system
+  breach-server serve --store ./store --listen 0.0.0.0:0
+
+  # Tighter limits
+  breach-server serve --store ./store --max-concurrent-queries 2 --oprf-rate 20
+
+On start it prints `listening on ADDR` (the real port when --listen asks for
+port 0) on stdout. Ctrl-C or SIGTERM stops it after running requests finish.
+Health: grpc.health.v1.Health reports SERVING for breach.v1.BreachCheck.";
 
 /// Command-line arguments of `breach-server`.
 #[derive(Debug, Parser)]
 #[command(
     name = "breach-server",
     version,
-    about = "Private password-breach checking service: breach store and importers",
+    about = "Private password-breach checking service: breach store, PSI databases, gRPC server",
     long_about = "Private password-breach checking service.\n\n\
         The server keeps breached username/password pairs and breached passwords \
         in a local SQLite store, as one-way 32-byte items (see breach-proto's \
         encoding) with a count of how often each was seen. Clients check their \
         credentials against it with an OPRF and homomorphic-encryption PSI, so \
         the server never sees what they check.\n\n\
-        `import` loads breach dumps into the store; `stats` shows what it holds.",
+        `import` loads breach dumps into the store; `build` turns it into PSI \
+        sender databases; `serve` answers gRPC clients; `stats` shows what the \
+        store and its databases hold. Without any setup, `serve` serves a small \
+        bundled demo corpus.",
     after_help = AFTER_HELP
 )]
 pub struct Cli {
@@ -71,9 +107,104 @@ pub enum Command {
             breach-server import --store ./store --format hibp pwned-passwords-sha1-ordered-by-hash.txt"
     )]
     Import(ImportArgs),
-    /// Show what the store holds: items per collection, size, imports.
-    #[command(after_help = "Example:\n  breach-server stats --store ./store")]
+    /// Build or refresh the PSI sender databases from the store.
+    #[command(
+        long_about = "Build or refresh the PSI sender databases from the store.\n\n\
+            One database per collection (credential pairs, passwords), each item \
+            labeled with its breach count, saved in STORE/psi/ with the store \
+            generation it reflects. Each collection gets its own OPRF key, created \
+            on the first build as STORE/psi/<collection>.oprf-key (mode 0600; back \
+            it up with the store, never share it).\n\n\
+            An up-to-date collection is left alone. A stale one (the store changed) \
+            is refreshed incrementally: only new, re-counted and removed items are \
+            processed and only the bin bundles they touch are recomputed. A missing \
+            or unreadable database, new parameters or --force rebuild it from \
+            scratch. Loading a saved database always recomputes its bundles.",
+        after_help = BUILD_HELP
+    )]
+    Build(BuildArgs),
+    /// Serve the breach check over gRPC.
+    #[command(
+        long_about = "Serve the breach check over gRPC (breach.v1.BreachCheck and \
+            grpc.health.v1.Health).\n\n\
+            Loads the PSI databases of --store, building or refreshing them first if \
+            they are missing or stale. Without --store it serves the breach corpus \
+            bundled in the binary, imported on first run into DATA_DIR/demo \
+            (DATA_DIR: --data-dir, else $XDG_DATA_HOME/breach-check, else \
+            ~/.local/share/breach-check).\n\n\
+            Requests over the limits get RESOURCE_EXHAUSTED (too large, too many \
+            concurrent queries, OPRF rate) or INVALID_ARGUMENT (malformed, too many \
+            items); the server keeps serving.",
+        after_help = SERVE_HELP
+    )]
+    Serve(ServeArgs),
+    /// Show what the store holds: items per collection, imports, PSI databases.
+    #[command(
+        long_about = "Show what the store holds: items per collection, size, imports, \
+            and for each PSI database the parameters in use, whether it is stale, and \
+            its sizes (loading a database recomputes its bundles, so this takes as \
+            long as loading it for `serve`).",
+        after_help = "Example:\n  breach-server stats --store ./store"
+    )]
     Stats(StatsArgs),
+}
+
+/// Arguments of `breach-server build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Store directory (as given to `import`).
+    #[arg(long, value_name = "DIR")]
+    pub store: PathBuf,
+    /// Rebuild every collection from scratch, even if up to date.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Arguments of `breach-server serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Store directory; without it, the bundled demo corpus is served.
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Where the demo store lives when --store is not given.
+    #[arg(long, value_name = "DIR", conflicts_with = "store")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// Most blinded elements in one EvaluateOprf request.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_items_per_query)]
+    pub max_items_per_query: usize,
+    /// Most queries answered at once (more are refused, not queued).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_concurrent_queries)]
+    pub max_concurrent_queries: usize,
+    /// OPRF elements per second each connection may have evaluated, on average.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().oprf_elements_per_sec)]
+    pub oprf_rate: u32,
+    /// OPRF elements a connection may use at once (at least --max-items-per-query).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().oprf_burst)]
+    pub oprf_burst: u32,
+}
+
+impl ServeArgs {
+    /// The checked configuration.
+    pub fn config(&self) -> Result<ServeConfig> {
+        let limits = Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_items_per_query: self.max_items_per_query,
+            max_concurrent_queries: self.max_concurrent_queries,
+            oprf_elements_per_sec: self.oprf_rate,
+            oprf_burst: self.oprf_burst,
+        };
+        limits.validate()?;
+        Ok(ServeConfig {
+            listen: self.listen,
+            limits,
+        })
+    }
 }
 
 /// Arguments of `breach-server import`.
@@ -133,8 +264,83 @@ pub fn run(cli: Cli) -> Result<()> {
     let mut out = stdout.lock();
     match cli.command {
         Command::Import(args) => import(&args, &mut out),
+        Command::Build(args) => build(&args, &mut out),
+        Command::Serve(args) => serve(&args, &mut out),
         Command::Stats(args) => stats(&args, &mut out),
     }
+}
+
+fn build(args: &BuildArgs, out: &mut impl Write) -> Result<()> {
+    let options = BuildOptions {
+        progress: true,
+        force: args.force,
+    };
+    for (_, report) in server::build_all(&args.store, &options)? {
+        write_build_report(&report, out).map_err(stdout_err)?;
+    }
+    Ok(())
+}
+
+fn write_build_report(r: &BuildReport, out: &mut impl Write) -> io::Result<()> {
+    let what = match &r.action {
+        BuildAction::UpToDate => "up to date".to_string(),
+        BuildAction::Full { reason } => format!("built from scratch ({reason})"),
+        BuildAction::Incremental {
+            added,
+            updated,
+            removed,
+        } => format!("refreshed: {added} added, {updated} re-counted, {removed} removed"),
+    };
+    writeln!(
+        out,
+        "{}: {what}; {} items in {} bundles, generation {}, {} on disk, {:.1}s",
+        r.collection,
+        r.stats.items,
+        r.stats.bundles,
+        r.generation,
+        HumanBytes(r.file_bytes),
+        r.elapsed.as_secs_f64()
+    )
+}
+
+fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
+    let config = args.config()?;
+    let store_dir = match &args.store {
+        Some(dir) => dir.clone(),
+        None => {
+            let data_dir = match &args.data_dir {
+                Some(d) => d.clone(),
+                None => demo::default_data_dir()?,
+            };
+            tracing::info!(data_dir = %data_dir.display(), "no --store: serving the bundled demo corpus");
+            demo::ensure_demo_store(&data_dir)?
+        }
+    };
+    let options = BuildOptions {
+        progress: true,
+        force: false,
+    };
+    let mut dbs = Vec::new();
+    for (db, report) in server::build_all(&store_dir, &options)? {
+        tracing::info!(
+            collection = %report.collection,
+            items = report.stats.items,
+            generation = report.generation,
+            action = ?report.action,
+            "PSI database loaded"
+        );
+        dbs.push(db);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Transport(format!("starting the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let handle = server::serve(dbs, &config).await?;
+        writeln!(out, "listening on {}", handle.local_addr()).map_err(stdout_err)?;
+        out.flush().map_err(stdout_err)?;
+        handle.run_until(server::shutdown_signal()).await
+    })
 }
 
 fn stdout_err(e: io::Error) -> Error {
@@ -260,7 +466,52 @@ fn stats(args: &StatsArgs, out: &mut impl Write) -> Result<()> {
         }
         Ok(())
     };
-    w(out).map_err(stdout_err)
+    w(out).map_err(stdout_err)?;
+    writeln!(
+        out,
+        "PSI databases ({}):",
+        psi_db::psi_dir(&args.store).display()
+    )
+    .map_err(stdout_err)?;
+    for c in Collection::ALL {
+        let line = match psi_db::inspect(&args.store, c) {
+            Ok(None) => format!("  {c}: none (run `breach-server build`)"),
+            Ok(Some(saved)) => {
+                let store_generation = store.generation(c)?;
+                let p = &saved.info.params;
+                let state = if saved.info.generation == store_generation {
+                    "up to date".to_string()
+                } else {
+                    format!("STALE (store is at generation {store_generation})")
+                };
+                format!(
+                    "  {c}: {state}, built from generation {}\n    \
+                     {} items, {} bundles over {} bundle indices, {} in memory, {} on disk\n    \
+                     parameters {}: n={} log q={} t={}, {} bins x {} hashes, \
+                     {} items/bin, {} felts/item, query powers {:?}, {}-byte labels",
+                    saved.info.generation,
+                    saved.stats.items,
+                    saved.stats.bundles,
+                    saved.stats.bundle_indices,
+                    HumanBytes(saved.stats.bytes_in_memory),
+                    HumanBytes(saved.info.file_bytes),
+                    hex::encode(&p.fingerprint()[..8]),
+                    p.bfv.poly_modulus_degree,
+                    p.bfv.coeff_modulus_bits.iter().sum::<u32>(),
+                    p.bfv.plain_modulus,
+                    p.table_size,
+                    p.hash_functions,
+                    p.max_items_per_bin,
+                    p.felts_per_item,
+                    p.query_powers,
+                    p.label_byte_count,
+                )
+            }
+            Err(e) => format!("  {c}: unusable: {e}"),
+        };
+        writeln!(out, "{line}").map_err(stdout_err)?;
+    }
+    Ok(())
 }
 
 /// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.

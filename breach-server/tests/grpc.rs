@@ -1,0 +1,557 @@
+//! The gRPC service end to end: a real server on loopback (the binary, and
+//! the library's `serve`), a tonic client running psi-core's `Receiver`,
+//! the fixture breach corpus. Run with `--release`: PSI is slow unoptimized.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use breach_proto::encoding::{Label, credential_item, password_item};
+use breach_proto::v1 as pb;
+use breach_proto::v1::breach_check_client::BreachCheckClient;
+use breach_server::import::{ImportOptions, import_file};
+use breach_server::psi_db::{self, BuildAction, BuildOptions};
+use breach_server::server::{self, ServeConfig};
+use breach_server::service::Limits;
+use breach_server::store::{Collection, Store};
+use psi_core::wire::Codec;
+use psi_core::{OprfClient, OprfResponse, PsiParams, Receiver, ResultPart};
+use tonic::Code;
+use tonic::transport::Channel;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/data/breach")
+        .join(name)
+}
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_breach-server"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = bin().args(args).output().expect("breach-server runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A `breach-server serve` child process, killed on drop.
+struct ServerProcess {
+    child: Child,
+    addr: String,
+    stderr: PathBuf,
+}
+
+impl ServerProcess {
+    fn start(args: &[&str], stderr: PathBuf) -> Self {
+        Self::start_in(args, stderr, Path::new(env!("CARGO_MANIFEST_DIR")))
+    }
+
+    fn start_in(args: &[&str], stderr: PathBuf, cwd: &Path) -> Self {
+        let mut child = bin()
+            .current_dir(cwd)
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("breach-server serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("listening on ") {
+                        break a.trim().to_string();
+                    }
+                }
+                _ => panic!(
+                    "server exited before listening: {}",
+                    fs::read_to_string(&stderr).unwrap_or_default()
+                ),
+            }
+        };
+        assert!(!addr.ends_with(":0"), "real port printed: {addr}");
+        Self {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    /// Sends SIGTERM and checks the server exits cleanly.
+    fn terminate(mut self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exit status {status}");
+                return fs::read_to_string(&self.stderr).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("server did not stop on SIGTERM");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn connect(addr: &str) -> BreachCheckClient<Channel> {
+    BreachCheckClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connects")
+        .max_decoding_message_size(64 << 20)
+}
+
+async fn params(client: &mut BreachCheckClient<Channel>, collection: pb::Collection) -> PsiParams {
+    let resp = client
+        .get_parameters(pb::GetParametersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let c = resp
+        .collections
+        .iter()
+        .find(|c| c.collection == collection as i32)
+        .expect("collection served");
+    let p = PsiParams::from_wire(&c.psi_params).unwrap();
+    assert_eq!(c.he_params_fingerprint, p.fingerprint().to_vec());
+    p
+}
+
+/// Runs OPRF + query for `items`; the breach count of each, `None` if not breached.
+async fn check(
+    client: &mut BreachCheckClient<Channel>,
+    collection: pb::Collection,
+    items: &[[u8; 32]],
+) -> Vec<Option<u64>> {
+    let receiver = Receiver::new(params(client, collection).await).unwrap();
+    let refs: Vec<&[u8]> = items.iter().map(|i| i.as_slice()).collect();
+    let (req, pending) = receiver.oprf_request(&refs).unwrap();
+    let resp = client
+        .evaluate_oprf(pb::OprfRequest {
+            collection: collection as i32,
+            blinded_elements: req.elements.iter().map(|e| e.to_vec()).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = OprfResponse {
+        elements: resp
+            .evaluated_elements
+            .iter()
+            .map(|e| e.as_slice().try_into().unwrap())
+            .collect(),
+    };
+    let (query, state) = receiver.create_query(pending, &resp).unwrap();
+    let mut stream = client
+        .query(pb::QueryRequest {
+            collection: collection as i32,
+            query: query.to_wire(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut parts = Vec::new();
+    while let Some(p) = stream.message().await.unwrap() {
+        parts.push(ResultPart::from_wire(&p.result_part).unwrap());
+    }
+    receiver
+        .decode(&state, &parts)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            r.matched.then(|| {
+                Label::from_bytes(r.label.as_deref().unwrap())
+                    .unwrap()
+                    .count
+            })
+        })
+        .collect()
+}
+
+/// A valid query for `collection`, serialized.
+async fn some_query(
+    client: &mut BreachCheckClient<Channel>,
+    collection: pb::Collection,
+) -> Vec<u8> {
+    let receiver = Receiver::new(params(client, collection).await).unwrap();
+    let (req, pending) = receiver.oprf_request(&[b"x".as_slice()]).unwrap();
+    let resp = client
+        .evaluate_oprf(pb::OprfRequest {
+            collection: collection as i32,
+            blinded_elements: req.elements.iter().map(|e| e.to_vec()).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = OprfResponse {
+        elements: resp
+            .evaluated_elements
+            .iter()
+            .map(|e| e.as_slice().try_into().unwrap())
+            .collect(),
+    };
+    receiver.create_query(pending, &resp).unwrap().0.to_wire()
+}
+
+async fn query_status(
+    client: &mut BreachCheckClient<Channel>,
+    collection: i32,
+    query: Vec<u8>,
+) -> Code {
+    match client.query(pb::QueryRequest { collection, query }).await {
+        Err(s) => s.code(),
+        Ok(resp) => {
+            let mut stream = resp.into_inner();
+            loop {
+                match stream.message().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Code::Ok,
+                    Err(s) => return s.code(),
+                }
+            }
+        }
+    }
+}
+
+async fn oprf_status(client: &mut BreachCheckClient<Channel>, req: pb::OprfRequest) -> Code {
+    match client.evaluate_oprf(req).await {
+        Ok(_) => Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+fn blinded(n: usize) -> Vec<Vec<u8>> {
+    let items: Vec<Vec<u8>> = (0..n).map(|i| format!("probe-{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    let (_state, elements) = OprfClient::blind(&refs).unwrap();
+    elements.iter().map(|e| e.to_vec()).collect()
+}
+
+const PWD: pb::Collection = pb::Collection::Passwords;
+const CRED: pb::Collection = pb::Collection::Credentials;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_builds_serves_and_survives_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let s = store.to_str().unwrap();
+    let files = ["combo-1.txt", "combo-2.txt", "pwned-passwords.txt"].map(fixture);
+    let mut args = vec!["import", "--store", s];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    run_ok(&args);
+
+    let out = run_ok(&["build", "--store", s]);
+    assert!(out.contains("credentials: built from scratch"), "{out}");
+    assert!(out.contains("passwords: built from scratch"), "{out}");
+    assert!(run_ok(&["build", "--store", s]).contains("passwords: up to date"));
+    for c in Collection::ALL {
+        let key = psi_db::key_path(&store, c);
+        let mode = fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", key.display());
+        assert_eq!(fs::read(&key).unwrap().len(), 32);
+    }
+    let stats = run_ok(&["stats", "--store", s]);
+    assert!(stats.contains("credentials: up to date"), "{stats}");
+    assert!(stats.contains("2480 items"), "{stats}");
+    assert!(stats.contains("4041 items"), "{stats}");
+    assert!(stats.contains("n=8192"), "{stats}");
+
+    let server = ServerProcess::start(
+        &[
+            "--store",
+            s,
+            "--max-message-bytes",
+            "8388608",
+            "--oprf-burst",
+            "3000",
+            "--oprf-rate",
+            "1",
+        ],
+        dir.path().join("serve.log"),
+    );
+    let mut client = connect(&server.addr).await;
+
+    let channel = Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let h = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "breach.v1.BreachCheck".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        h.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    // Known answers (fixtures/data/breach/answers.json "examples").
+    let creds = [
+        credential_item("noahpetrov87@post.example", "s-Pv!!sepDpLU"),
+        credential_item("José_Haddad@mail.example ", "Flower03"),
+        credential_item("bob.novak@post.example", "bayern:3893"),
+        credential_item("bob.novak@post.example", "bayern:3894"),
+        credential_item("nobody@nowhere.example", "not breached at all"),
+    ];
+    assert_eq!(
+        check(&mut client, CRED, &creds).await,
+        [Some(5), Some(4), Some(3), None, None]
+    );
+    let pwds = [
+        password_item("dragon"),
+        password_item("Guitar7990"),
+        password_item(" pepper06 "),
+        password_item("pepper06"),
+        password_item("correct horse battery staple 9f8e"),
+    ];
+    let pwd_counts = check(&mut client, PWD, &pwds).await;
+    assert_eq!(pwd_counts[..3], [Some(30_488_234), Some(1947), Some(18)]);
+    assert_eq!(pwd_counts[4], None);
+
+    // Malformed requests: INVALID_ARGUMENT, and the server keeps serving.
+    let bad_collection = pb::OprfRequest {
+        collection: 0,
+        blinded_elements: blinded(1),
+    };
+    assert_eq!(
+        oprf_status(&mut client, bad_collection).await,
+        Code::InvalidArgument
+    );
+    let unknown_collection = pb::OprfRequest {
+        collection: 77,
+        blinded_elements: blinded(1),
+    };
+    assert_eq!(
+        oprf_status(&mut client, unknown_collection).await,
+        Code::InvalidArgument
+    );
+    let short_element = pb::OprfRequest {
+        collection: PWD as i32,
+        blinded_elements: vec![vec![1; 31]],
+    };
+    assert_eq!(
+        oprf_status(&mut client, short_element).await,
+        Code::InvalidArgument
+    );
+    let not_a_point = pb::OprfRequest {
+        collection: PWD as i32,
+        blinded_elements: vec![vec![0xff; 32]],
+    };
+    assert_eq!(
+        oprf_status(&mut client, not_a_point).await,
+        Code::InvalidArgument
+    );
+    let too_many = pb::OprfRequest {
+        collection: PWD as i32,
+        blinded_elements: vec![vec![0; 32]; 2049],
+    };
+    assert_eq!(
+        oprf_status(&mut client, too_many).await,
+        Code::InvalidArgument
+    );
+
+    let good = some_query(&mut client, CRED).await;
+    assert!(
+        good.len() < 8 << 20,
+        "a query fits the test limit: {}",
+        good.len()
+    );
+    for garbage in [
+        Vec::new(),
+        b"definitely not a query".to_vec(),
+        good[..good.len() / 2].to_vec(),
+        good[..good.len() - 1].to_vec(),
+        [good.as_slice(), &[0]].concat(),
+    ] {
+        assert_eq!(
+            query_status(&mut client, CRED as i32, garbage).await,
+            Code::InvalidArgument
+        );
+    }
+    let mut flipped = good.clone();
+    flipped[good.len() - 100] ^= 0x40;
+    let code = query_status(&mut client, CRED as i32, flipped).await;
+    assert!(matches!(code, Code::InvalidArgument | Code::Ok), "{code:?}");
+    // A well-formed query for other parameters.
+    let mut other_params = good.clone();
+    other_params[2] ^= 1; // first byte of the parameter fingerprint
+    assert_eq!(
+        query_status(&mut client, CRED as i32, other_params).await,
+        Code::FailedPrecondition
+    );
+    // A good query naming no collection.
+    assert_eq!(
+        query_status(&mut client, 0, good.clone()).await,
+        Code::InvalidArgument
+    );
+    // Over the message size limit.
+    let oversized = vec![0u8; 9 << 20];
+    assert_eq!(
+        query_status(&mut client, CRED as i32, oversized).await,
+        Code::ResourceExhausted
+    );
+
+    // OPRF rate: a burst of 3000 elements per connection, refilled at 1/s.
+    let big = pb::OprfRequest {
+        collection: PWD as i32,
+        blinded_elements: blinded(2048),
+    };
+    assert_eq!(oprf_status(&mut client, big.clone()).await, Code::Ok);
+    assert_eq!(oprf_status(&mut client, big).await, Code::ResourceExhausted);
+
+    // Still serving good queries, on this connection and a new one.
+    assert_eq!(check(&mut client, CRED, &creds[..1]).await, [Some(5)]);
+    let mut fresh = connect(&server.addr).await;
+    assert_eq!(check(&mut fresh, PWD, &pwds[1..2]).await, [Some(1947)]);
+
+    let log = server.terminate();
+    // Secrets and items never reach the log.
+    for c in Collection::ALL {
+        let key = fs::read(psi_db::key_path(&store, c)).unwrap();
+        assert!(!log.contains(&hex::encode(&key)));
+    }
+    assert!(!log.contains("noahpetrov87"));
+}
+
+fn import(store: &mut Store, name: &str) {
+    import_file(store, fixture(name), &ImportOptions::default()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn library_serve_refreshes_after_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let mut store = Store::open(&store_dir).unwrap();
+    import(&mut store, "combo-1.txt");
+    import(&mut store, "combo-2.txt");
+    let dragon = password_item("dragon");
+    let combo_only = store
+        .lookup(Collection::Passwords, &dragon)
+        .unwrap()
+        .unwrap();
+
+    let build = |force: bool| {
+        let dir = store_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            server::build_all(
+                &dir,
+                &BuildOptions {
+                    progress: false,
+                    force,
+                },
+            )
+            .unwrap()
+        })
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        limits: Limits::default(),
+    };
+
+    let built = build(false).await.unwrap();
+    assert!(
+        built
+            .iter()
+            .all(|(_, r)| matches!(r.action, BuildAction::Full { .. }))
+    );
+    let handle = server::serve(built.into_iter().map(|(db, _)| db).collect(), &config)
+        .await
+        .unwrap();
+    let mut client = connect(&handle.local_addr().to_string()).await;
+    assert_eq!(check(&mut client, PWD, &[dragon]).await, [Some(combo_only)]);
+    handle.shutdown().await.unwrap();
+
+    // A new import makes the passwords stale; the credentials are untouched.
+    import(&mut store, "pwned-passwords.txt");
+    let store_again = Store::open(&store_dir).unwrap();
+    assert!(psi_db::is_stale(&store_again, Collection::Passwords).unwrap());
+    assert!(!psi_db::is_stale(&store_again, Collection::Credentials).unwrap());
+    let built = build(false).await.unwrap();
+    for (db, report) in &built {
+        match report.collection {
+            Collection::Credentials => assert_eq!(report.action, BuildAction::UpToDate),
+            Collection::Passwords => match report.action {
+                BuildAction::Incremental {
+                    added,
+                    updated,
+                    removed,
+                } => {
+                    assert_eq!(added, 4041 - 2141);
+                    assert!(updated >= 300, "{updated}");
+                    assert_eq!(removed, 0);
+                }
+                ref other => panic!("expected an incremental refresh, got {other:?}"),
+            },
+        }
+        assert_eq!(
+            db.generation,
+            store_again.generation(db.collection).unwrap()
+        );
+    }
+    let handle = server::serve(built.into_iter().map(|(db, _)| db).collect(), &config)
+        .await
+        .unwrap();
+    let mut client = connect(&handle.local_addr().to_string()).await;
+    assert_eq!(
+        check(&mut client, PWD, &[dragon, password_item("Guitar7990")]).await,
+        [Some(30_488_234), Some(1947)]
+    );
+    handle.shutdown().await.unwrap();
+
+    // A forced rebuild gives the same answers from scratch.
+    let built = build(true).await.unwrap();
+    assert!(
+        built
+            .iter()
+            .all(|(_, r)| matches!(r.action, BuildAction::Full { .. }))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_without_store_serves_the_bundled_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Run from an unrelated directory: the corpus is inside the binary.
+    let server = ServerProcess::start_in(
+        &["--data-dir", data.to_str().unwrap()],
+        dir.path().join("serve.log"),
+        dir.path(),
+    );
+    let mut client = connect(&server.addr).await;
+    let pair = credential_item("bob.novak@post.example", "bayern:3893");
+    assert_eq!(check(&mut client, CRED, &[pair]).await, [Some(3)]);
+    server.terminate();
+    assert!(data.join("demo/psi/passwords.senderdb").is_file());
+    // What it built is saved and up to date, so the next start only loads it.
+    let store = Store::open(data.join("demo")).unwrap();
+    for c in Collection::ALL {
+        assert!(!psi_db::is_stale(&store, c).unwrap());
+    }
+}
