@@ -248,7 +248,8 @@ pub struct Client {
     server_version: String,
     max_message_bytes: usize,
     max_items_per_query: usize,
-    collections: HashMap<i32, PsiParams>,
+    /// Per collection: its PSI parameters and the sender's item count.
+    collections: HashMap<i32, (PsiParams, u64)>,
     query_slots: Arc<Semaphore>,
 }
 
@@ -325,7 +326,7 @@ impl Client {
                 collection: name,
                 cause,
             })?;
-            collections.insert(c.collection, params);
+            collections.insert(c.collection, (params, c.item_count));
         }
         options.report(Progress::Connected {
             server_version: answer.server_version.clone(),
@@ -415,7 +416,12 @@ impl Client {
     }
 
     /// Most items one round may hold for `params`.
-    fn round_capacity(&self, params: &PsiParams, options: &CheckOptions) -> usize {
+    fn round_capacity(
+        &self,
+        params: &PsiParams,
+        sender_items: u64,
+        options: &CheckOptions,
+    ) -> usize {
         // Cuckoo hashing fails well before a full table; stay under the
         // load thresholds (about 0.5 for two hash functions, 0.92 for
         // three or more). A round whose insertion still fails is split.
@@ -430,7 +436,7 @@ impl Client {
             .min(options.max_items_per_round.unwrap_or(usize::MAX))
             .clamp(1, psi_core::messages::MAX_OPRF_BATCH);
         // Keep the false-positive probability of a round below 2^-40.
-        while cap > 1 && params.validate_for_receiver_items(cap as u64).is_err() {
+        while cap > 1 && params.validate_for_sizes(cap as u64, sender_items).is_err() {
             cap /= 2;
         }
         cap
@@ -444,7 +450,7 @@ impl Client {
         options: &CheckOptions,
     ) -> Result<Vec<Option<u64>>> {
         let name = collection_name(collection);
-        let params = self
+        let (params, sender_items) = self
             .collections
             .get(&(collection as i32))
             .ok_or(Error::MissingCollection(name))?
@@ -453,12 +459,12 @@ impl Client {
             return Ok(Vec::new());
         }
         params
-            .validate_for_receiver_items(1)
+            .validate_for_sizes(1, sender_items)
             .map_err(|cause| Error::Parameters {
                 collection: name,
                 cause,
             })?;
-        let cap = self.round_capacity(&params, options);
+        let cap = self.round_capacity(&params, sender_items, options);
         let receiver = blocking(name, move || Receiver::new(params)).await?;
         let receiver = Arc::new(receiver);
 

@@ -73,21 +73,23 @@ const PREPARE_CHUNK: usize = 4096;
 /// One `(item, count)` row of the store, as the database was built from.
 type Row = ([u8; ITEM_LEN], u64);
 
-/// The PSI parameters for `collection` holding `item_count` items.
-///
-/// Today every collection uses `psi-core/params/test-small.json` with
-/// 8-byte labels ([`Label::V1_LEN`]): n = 8192, 2048 bins, 16 items per
-/// bin. Any collection size works (bins overflow into more bundles), but
-/// the answer grows linearly with the collection, so this is sized for the
-/// fixture corpus and small deployments. The switch to
-/// `PsiParams::for_sizes(item_count, receiver_items, Label::V1_LEN)`, once
-/// psi-core has it, happens here and nowhere else; a change of the chosen
-/// parameters triggers a full rebuild of that collection.
+/// Items one query may hold: a password-manager vault of a few hundred
+/// entries fits one query per collection.
+pub const RECEIVER_ITEMS: u64 = 1024;
+
+/// The PSI parameters for `collection` holding `item_count` items: the
+/// smallest shipped preset of `psi-core` covering the collection size,
+/// queries of [`RECEIVER_ITEMS`] items and 8-byte labels
+/// ([`Label::V1_LEN`]), i.e. `PsiParams::for_sizes`, with the label length
+/// then set to exactly 8 bytes (fewer label field elements to evaluate and
+/// download than the preset's 16). When a collection
+/// grows past its preset, the next build picks a larger one and rebuilds
+/// that collection in full.
 pub fn choose_params(collection: Collection, item_count: u64) -> Result<PsiParams> {
-    let _ = (collection, item_count);
-    let mut params = PsiParams::from_json(include_str!("../../psi-core/params/test-small.json"))?;
+    let _ = collection;
+    let mut params = PsiParams::for_sizes(item_count, RECEIVER_ITEMS, Label::V1_LEN)?;
     params.label_byte_count = Label::V1_LEN;
-    params.validate_for_receiver_items(params.table_size as u64)?;
+    params.validate_for_sizes(RECEIVER_ITEMS, item_count)?;
     Ok(params)
 }
 
