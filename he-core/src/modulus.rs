@@ -188,7 +188,7 @@ pub fn is_prime(n: u64) -> bool {
     }
     const SMALL: [u64; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
     for p in SMALL {
-        if n % p == 0 {
+        if n.is_multiple_of(p) {
             return n == p;
         }
     }
@@ -271,7 +271,7 @@ pub fn generate_ntt_primes(bits: u32, count: usize, n: usize, exclude: &[u64]) -
 pub fn minimal_primitive_root(p: &Modulus, n: usize) -> Result<u64> {
     let two_n = 2 * n as u64;
     let pv = p.value();
-    if !n.is_power_of_two() || (pv - 1) % two_n != 0 || !is_prime(pv) {
+    if !n.is_power_of_two() || !(pv - 1).is_multiple_of(two_n) || !is_prime(pv) {
         return Err(Error::InvalidParameters(format!(
             "{pv} is not a prime = 1 mod {two_n}"
         )));
