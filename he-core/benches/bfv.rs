@@ -1,13 +1,16 @@
 //! BFV benchmarks of he-core, side by side with the `fhe` crate (fhe.rs
 //! 0.1.1) in one criterion group `bfv`, so ratios come from the same run.
 //!
-//! Function ids: `{op}` for he-core and `fhe-{op}` for fhe, parameter `n`.
+//! Function ids: `{op}` for he-core and `fhe-{op}` for fhe, parameter the
+//! setting's label (`n`, or `n-{bits}bit` for a second row at one degree).
 //! Each he-core op is immediately followed by its fhe counterpart, so a
 //! pair sees the same machine load.
 //!
 //! Parameters (128-bit security, HomomorphicEncryption.org table):
 //! - n = 4096: ciphertext primes 36 + 36 bits, special prime 37 (log q 109);
 //! - n = 8192: ciphertext primes 54 + 54 + 55 bits, special prime 55 (log q 218);
+//! - n = 8192 (`8192-43bit`): primes 4 x 43 bits, special prime 46 (log q 218),
+//!   small enough for the AVX-512 IFMA NTT;
 //! - t: the largest 20-bit prime = 1 mod 2n.
 //!
 //! fhe has no special prime (its relinearization key lives over the
@@ -35,21 +38,33 @@ use he_core::{
 
 /// One benchmarked parameter set.
 struct Setting {
+    /// Parameter label in the benchmark ids (the degree, plus the prime
+    /// size when a degree has several rows).
+    label: &'static str,
     n: usize,
     moduli_bits: &'static [u32],
     special_bits: u32,
 }
 
-const SETTINGS: [Setting; 2] = [
+const SETTINGS: [Setting; 3] = [
     Setting {
+        label: "4096",
         n: 4096,
         moduli_bits: &[36, 36],
         special_bits: 37,
     },
     Setting {
+        label: "8192",
         n: 8192,
         moduli_bits: &[54, 54, 55],
         special_bits: 55,
+    },
+    // Same log q, primes small enough for the AVX-512 IFMA NTT (<= 50 bits).
+    Setting {
+        label: "8192-43bit",
+        n: 8192,
+        moduli_bits: &[43, 43, 43, 43],
+        special_bits: 46,
     },
 ];
 
@@ -161,18 +176,18 @@ fn bench_setting(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setting) {
     // fhe's encode also lifts the plaintext to the ciphertext primes and
     // transforms it (k more NTTs): work he-core defers to encryption
     // (scaling by Delta) and to `plain_to_ntt`.
-    group.bench_function(BenchmarkId::new("encode", n), |b| {
+    group.bench_function(BenchmarkId::new("encode", s.label), |b| {
         b.iter(|| encoder.encode(black_box(&va)).unwrap())
     });
-    group.bench_function(BenchmarkId::new("fhe-encode", n), |b| {
+    group.bench_function(BenchmarkId::new("fhe-encode", s.label), |b| {
         b.iter(|| Plaintext::try_encode(black_box(&va), Encoding::simd(), &fpar).unwrap())
     });
 
     // ---- public-key encryption (he-core output: coefficient form; fhe: NTT form).
-    group.bench_function(BenchmarkId::new("encrypt_pk", n), |b| {
+    group.bench_function(BenchmarkId::new("encrypt_pk", s.label), |b| {
         b.iter(|| encryptor.encrypt(black_box(&pt_a)).unwrap())
     });
-    group.bench_function(BenchmarkId::new("fhe-encrypt_pk", n), |b| {
+    group.bench_function(BenchmarkId::new("fhe-encrypt_pk", s.label), |b| {
         b.iter(|| {
             let ct: Ciphertext = fpk.try_encrypt(black_box(&fpt_a), &mut rng).unwrap();
             ct
@@ -180,10 +195,10 @@ fn bench_setting(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setting) {
     });
 
     // ---- symmetric encryption (he-core: seeded, `a` expanded from a seed).
-    group.bench_function(BenchmarkId::new("encrypt_sk", n), |b| {
+    group.bench_function(BenchmarkId::new("encrypt_sk", s.label), |b| {
         b.iter(|| sk.encrypt_symmetric(black_box(&pt_a)).unwrap())
     });
-    group.bench_function(BenchmarkId::new("fhe-encrypt_sk", n), |b| {
+    group.bench_function(BenchmarkId::new("fhe-encrypt_sk", s.label), |b| {
         b.iter(|| {
             let ct: Ciphertext = fsk.try_encrypt(black_box(&fpt_a), &mut rng).unwrap();
             ct
@@ -193,18 +208,18 @@ fn bench_setting(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setting) {
     // ---- decryption of a fresh ciphertext (he-core: coefficient form, as
     // encryption returns it; fhe: NTT form, its only form). Decoding is not
     // included.
-    group.bench_function(BenchmarkId::new("decrypt", n), |b| {
+    group.bench_function(BenchmarkId::new("decrypt", s.label), |b| {
         b.iter(|| decryptor.decrypt(black_box(&ct_a)).unwrap())
     });
-    group.bench_function(BenchmarkId::new("fhe-decrypt", n), |b| {
+    group.bench_function(BenchmarkId::new("fhe-decrypt", s.label), |b| {
         b.iter(|| fsk.try_decrypt(black_box(&fct_a)).unwrap())
     });
 
     // ---- ciphertext addition (both allocate the result).
-    group.bench_function(BenchmarkId::new("add", n), |b| {
+    group.bench_function(BenchmarkId::new("add", s.label), |b| {
         b.iter(|| evaluator.add(black_box(&ct_a), black_box(&ct_b)).unwrap())
     });
-    group.bench_function(BenchmarkId::new("fhe-add", n), |b| {
+    group.bench_function(BenchmarkId::new("fhe-add", s.label), |b| {
         b.iter(|| black_box(&fct_a) + black_box(&fct_b))
     });
 
@@ -212,33 +227,33 @@ fn bench_setting(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setting) {
     // has no separate NTT-form plaintext type: every fhe `Plaintext` carries
     // its lift to the ciphertext primes in NTT form, so `&ct * &pt` is the
     // exact counterpart of `multiply_plain_ntt` (slot-wise products only).
-    group.bench_function(BenchmarkId::new("multiply_plain_ntt", n), |b| {
+    group.bench_function(BenchmarkId::new("multiply_plain_ntt", s.label), |b| {
         b.iter(|| {
             evaluator
                 .multiply_plain_ntt(black_box(&ct_a_ntt), black_box(&pt_b_ntt))
                 .unwrap()
         })
     });
-    group.bench_function(BenchmarkId::new("fhe-multiply_plain_ntt", n), |b| {
+    group.bench_function(BenchmarkId::new("fhe-multiply_plain_ntt", s.label), |b| {
         b.iter(|| black_box(&fct_a) * black_box(&fpt_b))
     });
 
     // ---- ciphertext x ciphertext, without relinearization (size-3 result;
     // he-core: coefficient-form in and out; fhe: NTT form in and out).
-    group.bench_function(BenchmarkId::new("multiply", n), |b| {
+    group.bench_function(BenchmarkId::new("multiply", s.label), |b| {
         b.iter(|| {
             evaluator
                 .multiply(black_box(&ct_a), black_box(&ct_b))
                 .unwrap()
         })
     });
-    group.bench_function(BenchmarkId::new("fhe-multiply", n), |b| {
+    group.bench_function(BenchmarkId::new("fhe-multiply", s.label), |b| {
         b.iter(|| black_box(&fct_a) * black_box(&fct_b))
     });
 
     // ---- relinearization of a size-3 product, in place (the clone of the
     // input is made outside the timed region).
-    group.bench_function(BenchmarkId::new("relinearize", n), |b| {
+    group.bench_function(BenchmarkId::new("relinearize", s.label), |b| {
         b.iter_batched(
             || ct_ab3.clone(),
             |mut ct| {
@@ -248,7 +263,7 @@ fn bench_setting(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setting) {
             BatchSize::LargeInput,
         )
     });
-    group.bench_function(BenchmarkId::new("fhe-relinearize", n), |b| {
+    group.bench_function(BenchmarkId::new("fhe-relinearize", s.label), |b| {
         b.iter_batched(
             || fct_ab3.clone(),
             |mut ct| {
@@ -262,7 +277,7 @@ fn bench_setting(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setting) {
     // ---- modulus switching from level 0 to level 1, in place (he-core:
     // coefficient form, as relinearization returns it, so no NTT; fhe:
     // NTT form, so it pays an inverse and a forward NTT per residue).
-    group.bench_function(BenchmarkId::new("mod_switch", n), |b| {
+    group.bench_function(BenchmarkId::new("mod_switch", s.label), |b| {
         b.iter_batched(
             || ct_ab.clone(),
             |mut ct| {
@@ -272,7 +287,7 @@ fn bench_setting(group: &mut BenchmarkGroup<'_, WallTime>, s: &Setting) {
             BatchSize::LargeInput,
         )
     });
-    group.bench_function(BenchmarkId::new("fhe-mod_switch", n), |b| {
+    group.bench_function(BenchmarkId::new("fhe-mod_switch", s.label), |b| {
         b.iter_batched(
             || fct_ab.clone(),
             |mut ct| {

@@ -35,7 +35,9 @@ pub(crate) fn scaled_message(
         let d = ctx.delta[i];
         let ds = qi.shoup(d);
         for ((o, &m), &c) in chunk.iter_mut().zip(&pt.coeffs).zip(&corr) {
-            *o = qi.add(qi.mul_shoup(m, d, ds), qi.reduce(c));
+            // c <= [Q]_t < t, below q_i for every prime in use.
+            let c = if c < qi.value() { c } else { qi.reduce(c) };
+            *o = qi.add(qi.mul_shoup(m, d, ds), c);
         }
     }
     Ok(out)
@@ -94,11 +96,10 @@ impl Encryptor {
         sampling::small_to_rns(&u_small, &mods, &mut u);
         u_small.zeroize();
         rns::forward(params, &basis, &mut u);
-        let mut c0 = self.pk.c0.clone();
-        let mut c1 = self.pk.c1.clone();
-        rns::mul_assign(params, &basis, &mut c0, &u);
-        rns::mul_assign(params, &basis, &mut c1, &u);
-        u.zeroize();
+        let mut c0 = u.clone();
+        let mut c1 = u;
+        rns::mul_shoup_assign(params, &basis, &mut c0, &self.pk.c0, &self.pk.c0_shoup);
+        rns::mul_shoup_assign(params, &basis, &mut c1, &self.pk.c1, &self.pk.c1_shoup);
         rns::inverse(params, &basis, &mut c0);
         rns::inverse(params, &basis, &mut c1);
         let mut e = vec![0u64; basis.len() * n];
@@ -154,9 +155,9 @@ fn symmetric_from_seed(
     let basis = rns::basis_q(params, 0);
     let mods = rns::moduli(params, &basis);
     let mut a = sampling::expand_uniform(seed, &mods, n);
-    let s = sk.power_ntt(0, 1);
+    let kn = basis.len() * n;
     let mut c0 = a.clone();
-    rns::mul_assign(params, &basis, &mut c0, &s);
+    rns::mul_shoup_assign(params, &basis, &mut c0, &sk.ntt[..kn], &sk.ntt_shoup[..kn]);
     rns::neg_assign(params, &basis, &mut c0);
     rns::inverse(params, &basis, &mut c0);
     let mut rng = sampling::os_rng()?;
@@ -197,26 +198,43 @@ impl<'a> Decryptor<'a> {
         let params = &self.sk.params;
         ct.check(params)?;
         let basis = rns::basis_q(params, ct.level);
-        let s = self.sk.power_ntt(ct.level, 1);
-        let mut acc = ct.polys[0].clone();
-        if !ct.ntt {
-            rns::forward(params, &basis, &mut acc);
-        }
-        let mut s_pow = s.clone();
+        let kn = basis.len() * params.degree();
+        // The ciphertext primes at any level are a prefix of the key's basis.
+        let (s, s_shoup) = (&self.sk.ntt[..kn], &self.sk.ntt_shoup[..kn]);
+        // c_0 + sum_{j>=1} c_j s^j: the sum is formed in NTT form; c_0 joins
+        // in whatever form the ciphertext is in, which spares its transforms.
+        let mut acc = if ct.ntt {
+            ct.polys[0].clone()
+        } else {
+            vec![0u64; kn]
+        };
+        let mut s_pow: Vec<u64> = Vec::new();
+        let mut c = Vec::new();
         for (j, poly) in ct.polys.iter().enumerate().skip(1) {
-            if j > 1 {
-                rns::mul_assign(params, &basis, &mut s_pow, &s);
-            }
-            if ct.ntt {
-                rns::mul_add_assign(params, &basis, &mut acc, poly, &s_pow);
+            let x: &[u64] = if ct.ntt {
+                poly
             } else {
-                let mut c = poly.clone();
+                c.clear();
+                c.extend_from_slice(poly);
                 rns::forward(params, &basis, &mut c);
-                rns::mul_add_assign(params, &basis, &mut acc, &c, &s_pow);
+                &c
+            };
+            if j == 1 {
+                rns::mul_shoup_add_assign(params, &basis, &mut acc, x, s, s_shoup);
+            } else {
+                if j == 2 {
+                    s_pow = s.to_vec();
+                }
+                rns::mul_shoup_assign(params, &basis, &mut s_pow, s, s_shoup);
+                rns::mul_add_assign(params, &basis, &mut acc, x, &s_pow);
             }
         }
         s_pow.zeroize();
+        c.zeroize();
         rns::inverse(params, &basis, &mut acc);
+        if !ct.ntt {
+            rns::add_assign(params, &basis, &mut acc, &ct.polys[0]);
+        }
         Ok(acc)
     }
 

@@ -6,6 +6,7 @@ use crate::ciphertext::Ciphertext;
 use crate::encryption::scaled_message;
 use crate::error::{Error, Result};
 use crate::keys::RelinKeys;
+use crate::ntt::pointwise;
 use crate::params::{BfvParameters, MAX_CIPHERTEXT_SIZE};
 use crate::plaintext::{Plaintext, PlaintextNtt, lift_centered};
 use crate::rns;
@@ -66,9 +67,9 @@ impl Evaluator {
     pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
         self.check_pair(a, b)?;
         let basis = rns::basis_q(&self.params, a.level);
-        let zero = vec![0u64; basis.len() * self.params.degree()];
+        let len = basis.len() * self.params.degree();
         while a.polys.len() < b.polys.len() {
-            a.polys.push(zero.clone());
+            a.polys.push(vec![0u64; len]);
         }
         for (x, y) in a.polys.iter_mut().zip(&b.polys) {
             rns::add_assign(&self.params, &basis, x, y);
@@ -88,9 +89,9 @@ impl Evaluator {
     pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
         self.check_pair(a, b)?;
         let basis = rns::basis_q(&self.params, a.level);
-        let zero = vec![0u64; basis.len() * self.params.degree()];
+        let len = basis.len() * self.params.degree();
         while a.polys.len() < b.polys.len() {
-            a.polys.push(zero.clone());
+            a.polys.push(vec![0u64; len]);
         }
         for (x, y) in a.polys.iter_mut().zip(&b.polys) {
             rns::sub_assign(&self.params, &basis, x, y);
@@ -252,7 +253,7 @@ impl Evaluator {
         self.check_plain_ntt(ct, pt)?;
         let basis = rns::basis_q(&self.params, ct.level);
         for x in ct.polys.iter_mut() {
-            rns::mul_assign(&self.params, &basis, x, &pt.data);
+            rns::mul_shoup_assign(&self.params, &basis, x, &pt.data, &pt.shoup);
         }
         ct.seed = None;
         Ok(())
@@ -325,42 +326,49 @@ impl Evaluator {
 
     /// Exact lift of a coefficient-form polynomial from Q_l to Q_l ∪ P_l
     /// (centered representative), returned in NTT form.
+    ///
+    /// Column-wise over the coefficients, so every step but the
+    /// floating-point rounding is a vectorized pass over one residue.
     fn extend_to_qp_ntt(&self, level: usize, poly: &[u64], basis_qp: &[usize]) -> Result<Vec<u64>> {
         let params = &self.params;
         let ctx = params.level(level)?;
         let n = params.degree();
         let (k, m) = (ctx.k, ctx.aux_count);
         let mc = &ctx.mul;
-        let mut out = vec![0u64; (k + m) * n];
-        out[..k * n].copy_from_slice(&poly[..k * n]);
         let aux = &params.moduli[params.aux_index()..params.aux_index() + m];
-        let mut xs = [0u64; 64];
-        for c in 0..n {
+        let mut out = vec![0u64; (k + m) * n];
+        let (oq, op) = out.split_at_mut(k * n);
+        // x_i = [poly_i * (Q/q_i)^-1]_{q_i}.
+        let mut xs = poly[..k * n].to_vec();
+        for (i, xi) in xs.chunks_exact_mut(n).enumerate() {
+            pointwise::mul_scalar_assign(&params.moduli[i], xi, ctx.q_hat_inv[i].0);
+        }
+        // v = round(sum_i x_i / q_i): how many times Q wraps in sum_i x_i Q/q_i.
+        let mut v = vec![0u64; n];
+        for (c, vc) in v.iter_mut().enumerate() {
             let mut vf = 0f64;
             for i in 0..k {
-                let (w, ws) = ctx.q_hat_inv[i];
-                let x = params.moduli[i].mul_shoup(poly[i * n + c], w, ws);
-                xs[i] = x;
-                vf += x as f64 * mc.q_inv_f64[i];
+                vf += xs[i * n + c] as f64 * mc.q_inv_f64[i];
             }
-            let v = vf.round() as u64;
-            for (j, pj) in aux.iter().enumerate() {
-                let row = &mc.q_hat_mod_p[j * k..(j + 1) * k];
-                let acc: u128 = xs[..k]
-                    .iter()
-                    .zip(row)
-                    .map(|(&x, &h)| x as u128 * h as u128)
-                    .sum();
-                let r = pj.reduce_u128(acc);
-                out[(k + j) * n + c] = pj.sub(r, pj.mul(v, mc.q_mod_p[j]));
+            // vf >= 0: adding 1/2 and truncating rounds, without a libm call.
+            *vc = (vf + 0.5) as u64;
+        }
+        // Over p_j: sum_i x_i (Q/q_i mod p_j) - v (Q mod p_j).
+        for (j, (pj, dst)) in aux.iter().zip(op.chunks_exact_mut(n)).enumerate() {
+            dst.copy_from_slice(&v);
+            pointwise::mul_scalar_assign(pj, dst, pj.neg(mc.q_mod_p[j]));
+            for (i, xi) in xs.chunks_exact(n).enumerate() {
+                pointwise::mul_scalar_add_assign(pj, dst, xi, mc.q_hat_mod_p[j * k + i]);
             }
         }
+        oq.copy_from_slice(&poly[..k * n]);
         rns::forward(params, basis_qp, &mut out);
         Ok(out)
     }
 
     /// From a coefficient-form tensor over Q_l ∪ P_l, computes
-    /// `round(t/Q_l * x)` and returns it over Q_l.
+    /// `round(t/Q_l * x)` and returns it over Q_l (column-wise, like
+    /// [`extend_to_qp_ntt`](Self::extend_to_qp_ntt)).
     fn scale_down_qp(&self, level: usize, x: &[u64]) -> Result<Vec<u64>> {
         let params = &self.params;
         let ctx = params.level(level)?;
@@ -368,49 +376,55 @@ impl Evaluator {
         let (k, m) = (ctx.k, ctx.aux_count);
         let mc = &ctx.mul;
         let aux = &params.moduli[params.aux_index()..params.aux_index() + m];
-        let mut out = vec![0u64; k * n];
-        let mut xs = [0u64; 64];
-        let mut ys = [0u64; 64];
-        for c in 0..n {
-            // Scale: y = round(t x / Q) over P (see the derivation in DESIGN notes of params.rs).
+        // Scale: y = round(t x / Q) over P (see the derivation in DESIGN notes of params.rs).
+        let mut xs = x[..k * n].to_vec();
+        for (i, xi) in xs.chunks_exact_mut(n).enumerate() {
+            pointwise::mul_scalar_assign(&params.moduli[i], xi, mc.qp_hat_inv_q[i].0);
+        }
+        // The rounded fractional part sum_i x_i * frac(t P / q_i), as an integer.
+        let mut rounded = vec![0u64; n];
+        for (c, rc) in rounded.iter_mut().enumerate() {
             let mut frac_hi = 0u128;
             let mut frac_lo = 0u128;
             for i in 0..k {
-                let (w, ws) = mc.qp_hat_inv_q[i];
-                let xi = params.moduli[i].mul_shoup(x[i * n + c], w, ws);
-                xs[i] = xi;
-                let prod = xi as u128 * mc.tp_frac[i] as u128;
+                let prod = xs[i * n + c] as u128 * mc.tp_frac[i] as u128;
                 frac_hi += prod >> 64;
                 frac_lo += prod as u64 as u128;
             }
-            let rounded = frac_hi + ((frac_lo + (1u128 << 63)) >> 64);
-            let mut vf = 0f64;
-            for (j, pj) in aux.iter().enumerate() {
-                let row = &mc.tp_int_mod_p[j * k..(j + 1) * k];
-                let mut acc: u128 = xs[..k]
-                    .iter()
-                    .zip(row)
-                    .map(|(&a, &b)| a as u128 * b as u128)
-                    .sum();
-                acc += x[(k + j) * n + c] as u128 * mc.t_q_inv_mod_p[j] as u128;
-                acc += rounded;
-                let y = pj.reduce_u128(acc);
-                let (w, ws) = mc.p_hat_inv[j];
-                let yj = pj.mul_shoup(y, w, ws);
-                ys[j] = yj;
-                vf += yj as f64 * mc.p_inv_f64[j];
+            *rc = (frac_hi + ((frac_lo + (1u128 << 63)) >> 64)) as u64;
+        }
+        let mut ys = vec![0u64; m * n];
+        for (j, (pj, y)) in aux.iter().zip(ys.chunks_exact_mut(n)).enumerate() {
+            y.copy_from_slice(&rounded);
+            pointwise::mul_scalar_assign(pj, y, 1);
+            for (i, xi) in xs.chunks_exact(n).enumerate() {
+                pointwise::mul_scalar_add_assign(pj, y, xi, mc.tp_int_mod_p[j * k + i]);
             }
-            // Lift y (|y| << P/2, so the rounding of v is exact) from P to Q.
-            let v = vf.round() as u64;
-            for i in 0..k {
-                let qi = &params.moduli[i];
-                let row = &mc.p_hat_mod_q[i * m..(i + 1) * m];
-                let acc: u128 = ys[..m]
-                    .iter()
-                    .zip(row)
-                    .map(|(&a, &b)| a as u128 * b as u128)
-                    .sum();
-                out[i * n + c] = qi.sub(qi.reduce_u128(acc), qi.mul(v, mc.p_mod_q[i]));
+            pointwise::mul_scalar_add_assign(
+                pj,
+                y,
+                &x[(k + j) * n..(k + j + 1) * n],
+                mc.t_q_inv_mod_p[j],
+            );
+            pointwise::mul_scalar_assign(pj, y, mc.p_hat_inv[j].0);
+        }
+        // Lift y (|y| << P/2, so the rounding of v is exact) from P to Q.
+        let v = &mut rounded;
+        for (c, vc) in v.iter_mut().enumerate() {
+            let mut vf = 0f64;
+            for j in 0..m {
+                vf += ys[j * n + c] as f64 * mc.p_inv_f64[j];
+            }
+            // vf >= 0: adding 1/2 and truncating rounds, without a libm call.
+            *vc = (vf + 0.5) as u64;
+        }
+        let mut out = vec![0u64; k * n];
+        for (i, dst) in out.chunks_exact_mut(n).enumerate() {
+            let qi = &params.moduli[i];
+            dst.copy_from_slice(v);
+            pointwise::mul_scalar_assign(qi, dst, qi.neg(mc.p_mod_q[i]));
+            for (j, yj) in ys.chunks_exact(n).enumerate() {
+                pointwise::mul_scalar_add_assign(qi, dst, yj, mc.p_hat_mod_q[i * m + j]);
             }
         }
         Ok(out)
@@ -506,20 +520,34 @@ impl Evaluator {
             }
             None => &ea,
         };
-        let len = basis.len() * params.degree();
+        let n = params.degree();
+        let len = basis.len() * n;
+        let square = b.is_none();
         let mut out = vec![vec![0u64; len]; out_size];
-        for (i, x) in ea.iter().enumerate() {
-            for (j, y) in eb.iter().enumerate() {
-                if b.is_none() && j < i {
-                    continue;
+        // Each output slot sums at most min(sa, sb) <= 4 products (8 with the
+        // doubled cross terms of a square), each below 2^122: the sum fits
+        // a u128, so every slot is reduced once.
+        let mut acc = vec![0u128; n];
+        for (pi, &mi) in basis.iter().enumerate() {
+            let m = &params.moduli[mi];
+            let r = pi * n..(pi + 1) * n;
+            for (o, dst) in out.iter_mut().enumerate() {
+                acc.fill(0);
+                for (i, ea_i) in ea.iter().enumerate() {
+                    let Some(j) = o.checked_sub(i).filter(|&j| j < sb) else {
+                        continue;
+                    };
+                    if square && j < i {
+                        continue;
+                    }
+                    let shift = u32::from(square && j > i);
+                    let (x, y) = (&ea_i[r.clone()], &eb[j][r.clone()]);
+                    for ((a, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+                        *a += (x as u128 * y as u128) << shift;
+                    }
                 }
-                if b.is_none() && j > i {
-                    // Square: the cross term appears twice.
-                    let mut twice = x.clone();
-                    rns::add_assign(params, &basis, &mut twice, x);
-                    rns::mul_add_assign(params, &basis, &mut out[i + j], &twice, y);
-                } else {
-                    rns::mul_add_assign(params, &basis, &mut out[i + j], x, y);
+                for (d, &a) in dst[r.clone()].iter_mut().zip(&acc) {
+                    *d = m.reduce_u128(a);
                 }
             }
         }
@@ -575,49 +603,57 @@ impl Evaluator {
         let key_chunk = |p: usize| if p < kl { p } else { k };
         for i in 0..kl {
             let src = &c2[i * n..(i + 1) * n];
+            let qi = params.moduli[i].value();
             for (p, &mi) in basis.iter().enumerate() {
                 let m = &params.moduli[mi];
                 let dst = &mut d[p * n..(p + 1) * n];
-                if p == i {
-                    dst.copy_from_slice(src);
+                dst.copy_from_slice(src);
+                if p == i || qi <= m.value() {
+                    // Already reduced.
+                } else if qi <= 2 * m.value() {
+                    pointwise::reduce_below_2p(m, dst);
                 } else {
-                    for (o, &x) in dst.iter_mut().zip(src) {
-                        *o = m.reduce(x);
-                    }
+                    dst.iter_mut().for_each(|x| *x = m.reduce(*x));
                 }
             }
             rns::forward(params, &basis, &mut d);
             let (b_row, a_row) = &rk.rows[i];
+            let (b_shoup, a_shoup) = &rk.shoup[i];
             for (p, &mi) in basis.iter().enumerate() {
                 let m = &params.moduli[mi];
-                let kc = key_chunk(p);
-                let bk = &b_row[kc * n..(kc + 1) * n];
-                let ak = &a_row[kc * n..(kc + 1) * n];
-                let dd = &d[p * n..(p + 1) * n];
-                let a0 = &mut acc0[p * n..(p + 1) * n];
-                for ((o, &x), &y) in a0.iter_mut().zip(dd).zip(bk) {
-                    *o = m.add(*o, m.mul(x, y));
-                }
-                let a1 = &mut acc1[p * n..(p + 1) * n];
-                for ((o, &x), &y) in a1.iter_mut().zip(dd).zip(ak) {
-                    *o = m.add(*o, m.mul(x, y));
-                }
+                let key = (key_chunk(p) * n)..(key_chunk(p) + 1) * n;
+                let slot = p * n..(p + 1) * n;
+                let dd = &d[slot.clone()];
+                pointwise::mul_shoup_add_assign(
+                    m,
+                    &mut acc0[slot.clone()],
+                    dd,
+                    &b_row[key.clone()],
+                    &b_shoup[key.clone()],
+                );
+                pointwise::mul_shoup_add_assign(
+                    m,
+                    &mut acc1[slot],
+                    dd,
+                    &a_row[key.clone()],
+                    &a_shoup[key],
+                );
             }
         }
         rns::inverse(params, &basis, &mut acc0);
         rns::inverse(params, &basis, &mut acc1);
         let special = params.special_modulus();
-        for (acc, target) in [(&acc0, 0usize), (&acc1, 1usize)] {
-            let sp = &acc[kl * n..(kl + 1) * n];
+        for (acc, target) in [(&mut acc0, 0usize), (&mut acc1, 1usize)] {
+            let (head, sp) = acc.split_at_mut(kl * n);
             let out = &mut ct.polys[target];
             for j in 0..kl {
                 let qj = &params.moduli[j];
-                let (w, ws) = ctx.special_inv[j];
-                for c in 0..n {
-                    let delta = qj.reduce_i64(special.center(sp[c]));
-                    let r = qj.mul_shoup(qj.sub(acc[j * n + c], delta), w, ws);
-                    out[j * n + c] = qj.add(out[j * n + c], r);
-                }
+                // out_j += (acc_j - [sp]_centered) * p^-1 mod q_j.
+                rns::centered_into(special, sp, qj, &mut d[..n]);
+                let aj = &mut head[j * n..(j + 1) * n];
+                pointwise::sub_assign(qj, aj, &d[..n]);
+                pointwise::mul_scalar_assign(qj, aj, ctx.special_inv[j].0);
+                pointwise::add_assign(qj, &mut out[j * n..(j + 1) * n], aj);
             }
         }
         ct.seed = None;
@@ -648,15 +684,16 @@ impl Evaluator {
         let ctx = params.level(ct.level)?;
         let last = ctx.k - 1;
         let q_last = &params.moduli[last];
+        let mut delta = vec![0u64; n];
         for poly in ct.polys.iter_mut() {
             let (head, tail) = poly.split_at_mut(last * n);
             for j in 0..last {
                 let qj = &params.moduli[j];
-                let (w, ws) = ctx.q_last_inv[j];
-                for (x, &l) in head[j * n..(j + 1) * n].iter_mut().zip(tail.iter()) {
-                    let delta = qj.reduce_i64(q_last.center(l));
-                    *x = qj.mul_shoup(qj.sub(*x, delta), w, ws);
-                }
+                // x_j = (x_j - [x_last]_centered) * q_last^-1 mod q_j.
+                rns::centered_into(q_last, tail, qj, &mut delta);
+                let xj = &mut head[j * n..(j + 1) * n];
+                pointwise::sub_assign(qj, xj, &delta);
+                pointwise::mul_scalar_assign(qj, xj, ctx.q_last_inv[j].0);
             }
             poly.truncate(last * n);
         }

@@ -22,6 +22,8 @@ pub struct SecretKey {
     pub(crate) coeffs: Vec<i8>,
     /// NTT form over the ciphertext primes and the special prime.
     pub(crate) ntt: Vec<u64>,
+    /// Shoup constants of `ntt`, for fast products by `s`.
+    pub(crate) ntt_shoup: Vec<u64>,
 }
 
 impl fmt::Debug for SecretKey {
@@ -43,29 +45,18 @@ impl SecretKey {
         let mut ntt = vec![0u64; basis.len() * params.degree()];
         sampling::small_to_rns(&coeffs, &rns::moduli(params, &basis), &mut ntt);
         rns::forward(params, &basis, &mut ntt);
+        let ntt_shoup = rns::shoup(params, &basis, &ntt);
         Self {
             params: params.clone(),
             coeffs,
             ntt,
+            ntt_shoup,
         }
     }
 
     /// The parameters the key belongs to.
     pub fn parameters(&self) -> &Arc<BfvParameters> {
         &self.params
-    }
-
-    /// `s^power` in NTT form over the ciphertext primes at `level`.
-    pub(crate) fn power_ntt(&self, level: usize, power: usize) -> Vec<u64> {
-        let params = &self.params;
-        let full = rns::basis_q_special(params, 0);
-        let basis = rns::basis_q(params, level);
-        let s = rns::restrict(params.degree(), &full, &self.ntt, &basis);
-        let mut acc = s.clone();
-        for _ in 1..power {
-            rns::mul_assign(params, &basis, &mut acc, &s);
-        }
-        acc
     }
 }
 
@@ -77,6 +68,9 @@ pub struct PublicKey {
     pub(crate) c1: Vec<u64>,
     /// The public seed `a` was expanded from.
     pub(crate) seed: [u8; 32],
+    /// Shoup constants of `c0` and `c1` (derived, not serialized).
+    pub(crate) c0_shoup: Vec<u64>,
+    pub(crate) c1_shoup: Vec<u64>,
 }
 
 impl fmt::Debug for PublicKey {
@@ -93,12 +87,25 @@ impl PublicKey {
         let params = &sk.params;
         let seed = sampling::fresh_seed()?;
         let (c0, c1) = key_switch_row(sk, &seed, &rns::basis_q(params, 0), None)?;
-        Ok(Self {
+        Ok(Self::assemble(params, c0, c1, seed))
+    }
+
+    /// A key from its polynomials, with the Shoup constants computed.
+    pub(crate) fn assemble(
+        params: &BfvParameters,
+        c0: Vec<u64>,
+        c1: Vec<u64>,
+        seed: [u8; 32],
+    ) -> Self {
+        let basis = rns::basis_q(params, 0);
+        Self {
             fingerprint: params.fingerprint(),
+            c0_shoup: rns::shoup(params, &basis, &c0),
+            c1_shoup: rns::shoup(params, &basis, &c1),
             c0,
             c1,
             seed,
-        })
+        }
     }
 }
 
@@ -141,6 +148,8 @@ pub struct RelinKeys {
     pub(crate) rows: Vec<(Vec<u64>, Vec<u64>)>,
     /// Per-row public seeds of the `a_i`.
     pub(crate) seeds: Vec<[u8; 32]>,
+    /// Shoup constants of each row's `(b_i, a_i)` (derived, not serialized).
+    pub(crate) shoup: Vec<(Vec<u64>, Vec<u64>)>,
 }
 
 impl fmt::Debug for RelinKeys {
@@ -182,11 +191,26 @@ impl RelinKeys {
             seeds.push(seed);
         }
         s2.zeroize();
-        Ok(Self {
+        Ok(Self::assemble(params, rows, seeds))
+    }
+
+    /// Keys from their rows, with the Shoup constants computed.
+    pub(crate) fn assemble(
+        params: &BfvParameters,
+        rows: Vec<(Vec<u64>, Vec<u64>)>,
+        seeds: Vec<[u8; 32]>,
+    ) -> Self {
+        let basis = rns::basis_q_special(params, 0);
+        let shoup = rows
+            .iter()
+            .map(|(b, a)| (rns::shoup(params, &basis, b), rns::shoup(params, &basis, a)))
+            .collect();
+        Self {
             fingerprint: params.fingerprint(),
             rows,
             seeds,
-        })
+            shoup,
+        }
     }
 
     pub(crate) fn check(&self, params: &BfvParameters) -> Result<()> {

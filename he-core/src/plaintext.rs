@@ -71,6 +71,8 @@ pub struct PlaintextNtt {
     pub(crate) fingerprint: [u8; 8],
     pub(crate) level: usize,
     pub(crate) data: Vec<u64>,
+    /// Shoup constants of `data` (derived, not serialized).
+    pub(crate) shoup: Vec<u64>,
 }
 
 impl fmt::Debug for PlaintextNtt {
@@ -89,11 +91,18 @@ impl PlaintextNtt {
         params.level(level)?;
         let basis = rns::basis_q(params, level);
         let data = lift_centered(params, &basis, &pt.coeffs, true);
-        Ok(Self {
+        Ok(Self::assemble(params, level, data))
+    }
+
+    /// A plaintext from its NTT-form residues, with the Shoup constants computed.
+    pub(crate) fn assemble(params: &BfvParameters, level: usize, data: Vec<u64>) -> Self {
+        let shoup = rns::shoup(params, &rns::basis_q(params, level), &data);
+        Self {
             fingerprint: params.fingerprint(),
             level,
             data,
-        })
+            shoup,
+        }
     }
 
     /// The level whose primes this plaintext is lifted to.

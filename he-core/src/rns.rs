@@ -3,6 +3,7 @@
 //! stored one modulus after another.
 
 use crate::modulus::Modulus;
+use crate::ntt::pointwise;
 use crate::params::BfvParameters;
 
 /// Indices of the ciphertext primes at `level`.
@@ -45,10 +46,7 @@ pub(crate) fn add_assign(params: &BfvParameters, basis: &[usize], a: &mut [u64],
         .zip(a.chunks_exact_mut(n))
         .zip(b.chunks_exact(n))
     {
-        let m = &params.moduli[i];
-        for (x, &y) in ac.iter_mut().zip(bc) {
-            *x = m.add(*x, y);
-        }
+        pointwise::add_assign(&params.moduli[i], ac, bc);
     }
 }
 
@@ -60,10 +58,7 @@ pub(crate) fn sub_assign(params: &BfvParameters, basis: &[usize], a: &mut [u64],
         .zip(a.chunks_exact_mut(n))
         .zip(b.chunks_exact(n))
     {
-        let m = &params.moduli[i];
-        for (x, &y) in ac.iter_mut().zip(bc) {
-            *x = m.sub(*x, y);
-        }
+        pointwise::sub_assign(&params.moduli[i], ac, bc);
     }
 }
 
@@ -71,10 +66,57 @@ pub(crate) fn sub_assign(params: &BfvParameters, basis: &[usize], a: &mut [u64],
 pub(crate) fn neg_assign(params: &BfvParameters, basis: &[usize], a: &mut [u64]) {
     let n = params.degree();
     for (&i, ac) in basis.iter().zip(a.chunks_exact_mut(n)) {
-        let m = &params.moduli[i];
-        for x in ac.iter_mut() {
-            *x = m.neg(*x);
-        }
+        pointwise::neg_assign(&params.moduli[i], ac);
+    }
+}
+
+/// Shoup constants of every residue of `w` (a fixed multiplicand).
+pub(crate) fn shoup(params: &BfvParameters, basis: &[usize], w: &[u64]) -> Vec<u64> {
+    let n = params.degree();
+    let mut out = Vec::with_capacity(w.len());
+    for (&i, wc) in basis.iter().zip(w.chunks_exact(n)) {
+        out.extend(pointwise::shoup_vec(&params.moduli[i], wc));
+    }
+    out
+}
+
+/// `a *= w` slot-wise for a fixed `w` with Shoup constants `ws` (see [`shoup`]).
+pub(crate) fn mul_shoup_assign(
+    params: &BfvParameters,
+    basis: &[usize],
+    a: &mut [u64],
+    w: &[u64],
+    ws: &[u64],
+) {
+    let n = params.degree();
+    for (((&i, ac), wc), sc) in basis
+        .iter()
+        .zip(a.chunks_exact_mut(n))
+        .zip(w.chunks_exact(n))
+        .zip(ws.chunks_exact(n))
+    {
+        pointwise::mul_shoup_assign(&params.moduli[i], ac, wc, sc);
+    }
+}
+
+/// `acc += x * w` slot-wise for a fixed `w` with Shoup constants `ws`.
+pub(crate) fn mul_shoup_add_assign(
+    params: &BfvParameters,
+    basis: &[usize],
+    acc: &mut [u64],
+    x: &[u64],
+    w: &[u64],
+    ws: &[u64],
+) {
+    let n = params.degree();
+    for ((((&i, cc), xc), wc), sc) in basis
+        .iter()
+        .zip(acc.chunks_exact_mut(n))
+        .zip(x.chunks_exact(n))
+        .zip(w.chunks_exact(n))
+        .zip(ws.chunks_exact(n))
+    {
+        pointwise::mul_shoup_add_assign(&params.moduli[i], cc, xc, wc, sc);
     }
 }
 
@@ -111,6 +153,23 @@ pub(crate) fn mul_add_assign(
         let m = &params.moduli[i];
         for ((c, &x), &y) in cc.iter_mut().zip(ac).zip(bc) {
             *c = m.add(*c, m.mul(x, y));
+        }
+    }
+}
+
+/// `out = [x]_src` centered in `(-src/2, src/2]` and reduced mod `dst`,
+/// for every `x` of `x_src` (residues mod `src`).
+pub(crate) fn centered_into(src: &Modulus, x_src: &[u64], dst: &Modulus, out: &mut [u64]) {
+    let (s, d) = (src.value(), dst.value());
+    let half = s >> 1;
+    if half < d {
+        // |centered| <= s/2 < d: a negative value -v maps to d - v.
+        for (o, &x) in out.iter_mut().zip(x_src) {
+            *o = if x > half { d - (s - x) } else { x };
+        }
+    } else {
+        for (o, &x) in out.iter_mut().zip(x_src) {
+            *o = dst.reduce_i64(src.center(x));
         }
     }
 }

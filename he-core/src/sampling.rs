@@ -94,8 +94,17 @@ pub(crate) fn expand_uniform(seed: &[u8; 32], moduli: &[&Modulus], n: usize) -> 
 pub(crate) fn small_to_rns(small: &[i8], moduli: &[&Modulus], out: &mut [u64]) {
     let n = small.len();
     for (m, chunk) in moduli.iter().zip(out.chunks_exact_mut(n)) {
-        for (o, &s) in chunk.iter_mut().zip(small) {
-            *o = m.reduce_i64(s as i64);
+        let p = m.value();
+        if p > 128 {
+            // |s| <= 128 < p: a negative s maps to p + s, by a masked add.
+            for (o, &s) in chunk.iter_mut().zip(small) {
+                let v = s as i64;
+                *o = (v + ((v >> 63) & p as i64)) as u64;
+            }
+        } else {
+            for (o, &s) in chunk.iter_mut().zip(small) {
+                *o = m.reduce_i64(s as i64);
+            }
         }
     }
 }

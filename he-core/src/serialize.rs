@@ -335,11 +335,7 @@ impl PlaintextNtt {
         }
         let data = r.rns(&level_moduli(params, level), params.degree())?;
         r.finish()?;
-        Ok(Self {
-            fingerprint: params.fingerprint(),
-            level,
-            data,
-        })
+        Ok(PlaintextNtt::assemble(params, level, data))
     }
 }
 
@@ -365,12 +361,8 @@ impl PublicKey {
         let moduli = level_moduli(params, 0);
         let c0 = r.rns(&moduli, params.degree())?;
         r.finish()?;
-        Ok(Self {
-            fingerprint: params.fingerprint(),
-            c0,
-            c1: sampling::expand_uniform(&seed, &moduli, params.degree()),
-            seed,
-        })
+        let c1 = sampling::expand_uniform(&seed, &moduli, params.degree());
+        Ok(PublicKey::assemble(params, c0, c1, seed))
     }
 }
 
@@ -412,11 +404,7 @@ impl RelinKeys {
             seeds.push(seed);
         }
         r.finish()?;
-        Ok(Self {
-            fingerprint: params.fingerprint(),
-            rows,
-            seeds,
-        })
+        Ok(RelinKeys::assemble(params, rows, seeds))
     }
 }
 

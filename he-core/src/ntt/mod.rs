@@ -11,6 +11,7 @@
 //! backend is tested against scalar), so the choice of backend never
 //! changes a result, only its speed.
 
+pub(crate) mod pointwise;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]

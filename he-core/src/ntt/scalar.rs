@@ -45,14 +45,15 @@ pub(super) fn forward(plan: &NttPlan, a: &mut [u64]) {
 }
 
 /// Inverse negacyclic NTT with the `1/n` factor, bit-reversed order in,
-/// natural order out.
+/// natural order out. The factor is folded into the last stage (`w / n`
+/// for the difference, `1 / n` for the sum), which also reduces fully.
 pub(super) fn inverse(plan: &NttPlan, a: &mut [u64]) {
     let p = plan.modulus.value();
     let two_p = 2 * p;
     let n = plan.n;
     let mut t = 1;
     let mut m = n;
-    while m > 1 {
+    while m > 2 {
         let h = m >> 1;
         for i in 0..h {
             let w = plan.inv[h + i];
@@ -71,7 +72,12 @@ pub(super) fn inverse(plan: &NttPlan, a: &mut [u64]) {
         t <<= 1;
         m = h;
     }
-    for x in a.iter_mut() {
-        *x = plan.modulus.mul_shoup(*x, plan.n_inv, plan.n_inv_shoup);
+    let wn = plan.modulus.mul(plan.inv[1], plan.n_inv);
+    let wns = plan.modulus.shoup(wn);
+    let (lo, hi) = a.split_at_mut(n / 2);
+    for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+        let (u, v) = (*x, *y);
+        *x = plan.modulus.mul_shoup(u + v, plan.n_inv, plan.n_inv_shoup);
+        *y = plan.modulus.mul_shoup(u + two_p - v, wn, wns);
     }
 }

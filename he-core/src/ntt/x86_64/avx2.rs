@@ -9,7 +9,7 @@ use core::arch::x86_64::*;
 
 /// Broadcast constants of one modulus.
 #[derive(Clone, Copy)]
-struct Consts {
+pub(super) struct Consts {
     p: __m256i,
     two_p: __m256i,
     p_hi: __m256i,
@@ -17,7 +17,7 @@ struct Consts {
 
 #[target_feature(enable = "avx2")]
 #[inline]
-fn consts(p: u64) -> Consts {
+pub(super) fn consts(p: u64) -> Consts {
     Consts {
         p: splat(p),
         two_p: splat(2 * p),
@@ -27,13 +27,13 @@ fn consts(p: u64) -> Consts {
 
 #[target_feature(enable = "avx2")]
 #[inline]
-fn splat(x: u64) -> __m256i {
+pub(super) fn splat(x: u64) -> __m256i {
     _mm256_set1_epi64x(x as i64)
 }
 
 #[target_feature(enable = "avx2")]
 #[inline]
-fn load(a: &[u64; 4]) -> __m256i {
+pub(super) fn load(a: &[u64; 4]) -> __m256i {
     // SAFETY: `a` is a reference to 32 readable bytes, `loadu` has no
     // alignment requirement, and avx2 is enabled on this function.
     unsafe { _mm256_loadu_si256(a.as_ptr().cast()) }
@@ -41,7 +41,7 @@ fn load(a: &[u64; 4]) -> __m256i {
 
 #[target_feature(enable = "avx2")]
 #[inline]
-fn store(a: &mut [u64; 4], v: __m256i) {
+pub(super) fn store(a: &mut [u64; 4], v: __m256i) {
     // SAFETY: `a` is an exclusive reference to 32 writable bytes, `storeu`
     // has no alignment requirement, and avx2 is enabled on this function.
     unsafe { _mm256_storeu_si256(a.as_mut_ptr().cast(), v) }
@@ -49,20 +49,20 @@ fn store(a: &mut [u64; 4], v: __m256i) {
 
 #[target_feature(enable = "avx2")]
 #[inline]
-fn add(a: __m256i, b: __m256i) -> __m256i {
+pub(super) fn add(a: __m256i, b: __m256i) -> __m256i {
     _mm256_add_epi64(a, b)
 }
 
 #[target_feature(enable = "avx2")]
 #[inline]
-fn sub(a: __m256i, b: __m256i) -> __m256i {
+pub(super) fn sub(a: __m256i, b: __m256i) -> __m256i {
     _mm256_sub_epi64(a, b)
 }
 
 /// `x - b` where `x >= b`, else `x`; needs `x < 2b` and `b < 2^63`.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn csub(x: __m256i, b: __m256i) -> __m256i {
+pub(super) fn csub(x: __m256i, b: __m256i) -> __m256i {
     let d = _mm256_sub_epi64(x, b);
     // The sign bit of `d` is set exactly when `x < b` (both below 2^63).
     _mm256_castpd_si256(_mm256_blendv_pd(
@@ -75,7 +75,7 @@ fn csub(x: __m256i, b: __m256i) -> __m256i {
 /// `x * w mod p` in `[0, 2p)` for `x < 2^64`, `ws = floor(w * 2^64 / p)`.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn mul_lazy(c: &Consts, x: __m256i, w: __m256i, ws: __m256i) -> __m256i {
+pub(super) fn mul_lazy(c: &Consts, x: __m256i, w: __m256i, ws: __m256i) -> __m256i {
     // q ~ hi64(x * ws) from three 32x32 -> 64 products: leaving out the low
     // x low product and the carries of the middle sums makes q at most 2
     // too small, so x * w - q * p lands in [0, 4p) (instead of Shoup's

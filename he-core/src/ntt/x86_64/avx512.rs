@@ -15,13 +15,13 @@ use core::arch::x86_64::*;
 
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn splat(x: u64) -> __m512i {
+pub(super) fn splat(x: u64) -> __m512i {
     _mm512_set1_epi64(x as i64)
 }
 
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn load(a: &[u64; 8]) -> __m512i {
+pub(super) fn load(a: &[u64; 8]) -> __m512i {
     // SAFETY: `a` is a reference to 64 readable bytes, `loadu` has no
     // alignment requirement, and avx512f is enabled on this function.
     unsafe { _mm512_loadu_si512(a.as_ptr().cast()) }
@@ -29,7 +29,7 @@ fn load(a: &[u64; 8]) -> __m512i {
 
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn store(a: &mut [u64; 8], v: __m512i) {
+pub(super) fn store(a: &mut [u64; 8], v: __m512i) {
     // SAFETY: `a` is an exclusive reference to 64 writable bytes, `storeu`
     // has no alignment requirement, and avx512f is enabled on this function.
     unsafe { _mm512_storeu_si512(a.as_mut_ptr().cast(), v) }
@@ -37,20 +37,20 @@ fn store(a: &mut [u64; 8], v: __m512i) {
 
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn add(a: __m512i, b: __m512i) -> __m512i {
+pub(super) fn add(a: __m512i, b: __m512i) -> __m512i {
     _mm512_add_epi64(a, b)
 }
 
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn sub(a: __m512i, b: __m512i) -> __m512i {
+pub(super) fn sub(a: __m512i, b: __m512i) -> __m512i {
     _mm512_sub_epi64(a, b)
 }
 
 /// `x - b` where `x >= b`, else `x` (unsigned: `x - b` wraps above `x`).
 #[target_feature(enable = "avx512f")]
 #[inline]
-fn csub(x: __m512i, b: __m512i) -> __m512i {
+pub(super) fn csub(x: __m512i, b: __m512i) -> __m512i {
     _mm512_min_epu64(x, _mm512_sub_epi64(x, b))
 }
 
@@ -92,14 +92,14 @@ pub(super) mod wide {
 
     /// Broadcast constants of one modulus.
     #[derive(Clone, Copy)]
-    struct Consts {
+    pub(in crate::ntt::x86_64) struct Consts {
         p: __m512i,
         two_p: __m512i,
     }
 
     #[target_feature(enable = "avx512f")]
     #[inline]
-    fn consts(p: u64) -> Consts {
+    pub(in crate::ntt::x86_64) fn consts(p: u64) -> Consts {
         Consts {
             p: splat(p),
             two_p: splat(2 * p),
@@ -109,7 +109,12 @@ pub(super) mod wide {
     /// `x * w mod p` in `[0, 2p)` for `x < 2^64`, `ws = floor(w * 2^64 / p)`.
     #[target_feature(enable = "avx512f,avx512dq")]
     #[inline]
-    fn mul_lazy(c: &Consts, x: __m512i, w: __m512i, ws: __m512i) -> __m512i {
+    pub(in crate::ntt::x86_64) fn mul_lazy(
+        c: &Consts,
+        x: __m512i,
+        w: __m512i,
+        ws: __m512i,
+    ) -> __m512i {
         // q ~ hi64(x * ws) from three 32x32 -> 64 products: leaving out the
         // low x low product and the carries of the middle sums makes q at
         // most 2 too small, so x * w - q * p lands in [0, 4p) (instead of

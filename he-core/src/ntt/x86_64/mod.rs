@@ -580,6 +580,7 @@ macro_rules! ntt_kernels {
 
 mod avx2;
 mod avx512;
+pub(crate) mod pointwise;
 
 /// Whether the CPU supports a SIMD backend.
 pub(crate) fn is_available(backend: Backend) -> bool {

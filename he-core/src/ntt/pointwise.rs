@@ -1,0 +1,290 @@
+//! Element-wise modular arithmetic over residue vectors, dispatched at run
+//! time like the NTT: AVX-512F/DQ, then AVX2 (see
+//! [`x86_64::pointwise`](super::x86_64::pointwise)), then the scalar loops
+//! in [`scalar`]. Every path returns fully reduced values, so results are
+//! the same bit for bit whichever runs.
+//!
+//! Operands are in `[0, p)` unless a function says otherwise, and the
+//! modulus is below 2^61.
+
+use crate::modulus::Modulus;
+
+/// The portable loops, also the reference the SIMD kernels are tested against.
+pub(crate) mod scalar {
+    /// `a = a + b mod p`.
+    #[inline]
+    pub(crate) fn add_assign(p: u64, a: &mut [u64], b: &[u64]) {
+        for (x, &y) in a.iter_mut().zip(b) {
+            let s = *x + y;
+            *x = if s >= p { s - p } else { s };
+        }
+    }
+
+    /// `a = a - b mod p`.
+    #[inline]
+    pub(crate) fn sub_assign(p: u64, a: &mut [u64], b: &[u64]) {
+        for (x, &y) in a.iter_mut().zip(b) {
+            let d = *x + p - y;
+            *x = if d >= p { d - p } else { d };
+        }
+    }
+
+    /// `a = -a mod p`.
+    #[inline]
+    pub(crate) fn neg_assign(p: u64, a: &mut [u64]) {
+        for x in a.iter_mut() {
+            let d = p - *x;
+            *x = if d >= p { d - p } else { d };
+        }
+    }
+
+    /// `x * w mod p` in `[0, p)` from the Shoup constant `ws` of `w`.
+    #[inline(always)]
+    pub(crate) fn mul_shoup(p: u64, x: u64, w: u64, ws: u64) -> u64 {
+        let q = ((x as u128 * ws as u128) >> 64) as u64;
+        let r = x.wrapping_mul(w).wrapping_sub(q.wrapping_mul(p));
+        if r >= p { r - p } else { r }
+    }
+
+    /// `a = a * w mod p` slot-wise.
+    #[inline]
+    pub(crate) fn mul_shoup_assign(p: u64, a: &mut [u64], w: &[u64], ws: &[u64]) {
+        for ((x, &y), &s) in a.iter_mut().zip(w).zip(ws) {
+            *x = mul_shoup(p, *x, y, s);
+        }
+    }
+
+    /// `acc = acc + x * w mod p` slot-wise.
+    #[inline]
+    pub(crate) fn mul_shoup_add_assign(p: u64, acc: &mut [u64], x: &[u64], w: &[u64], ws: &[u64]) {
+        for (((o, &a), &y), &s) in acc.iter_mut().zip(x).zip(w).zip(ws) {
+            let r = *o + mul_shoup(p, a, y, s);
+            *o = if r >= p { r - p } else { r };
+        }
+    }
+
+    /// `a = a * w mod p` for one constant `w`.
+    #[inline]
+    pub(crate) fn mul_scalar_shoup_assign(p: u64, a: &mut [u64], w: u64, ws: u64) {
+        for x in a.iter_mut() {
+            *x = mul_shoup(p, *x, w, ws);
+        }
+    }
+
+    /// `acc = acc + x * w mod p` for one constant `w`.
+    #[inline]
+    pub(crate) fn mul_scalar_shoup_add_assign(p: u64, acc: &mut [u64], x: &[u64], w: u64, ws: u64) {
+        for (o, &a) in acc.iter_mut().zip(x) {
+            let r = *o + mul_shoup(p, a, w, ws);
+            *o = if r >= p { r - p } else { r };
+        }
+    }
+
+    /// `a = a mod p` for values below `2p`.
+    #[inline]
+    pub(crate) fn reduce_below_2p(p: u64, a: &mut [u64]) {
+        for x in a.iter_mut() {
+            if *x >= p {
+                *x -= p;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use super::x86_64::pointwise as simd;
+
+/// Runs the SIMD kernel `$f` when the CPU has one, else the scalar loop.
+macro_rules! run {
+    ($f:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        if let Some(level) = simd::detected() {
+            return simd::$f(level, $($arg),*);
+        }
+        scalar::$f($($arg),*)
+    }};
+}
+
+/// `a = a + b mod p` slot-wise.
+pub(crate) fn add_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
+    run!(add_assign(m.value(), a, b))
+}
+
+/// `a = a - b mod p` slot-wise.
+pub(crate) fn sub_assign(m: &Modulus, a: &mut [u64], b: &[u64]) {
+    run!(sub_assign(m.value(), a, b))
+}
+
+/// `a = -a mod p` slot-wise.
+pub(crate) fn neg_assign(m: &Modulus, a: &mut [u64]) {
+    run!(neg_assign(m.value(), a))
+}
+
+/// `a = a * w mod p` slot-wise, `ws` the Shoup constants of `w` (any `a < 2^64`).
+pub(crate) fn mul_shoup_assign(m: &Modulus, a: &mut [u64], w: &[u64], ws: &[u64]) {
+    run!(mul_shoup_assign(m.value(), a, w, ws))
+}
+
+/// `acc = acc + x * w mod p` slot-wise, `ws` the Shoup constants of `w`.
+pub(crate) fn mul_shoup_add_assign(m: &Modulus, acc: &mut [u64], x: &[u64], w: &[u64], ws: &[u64]) {
+    run!(mul_shoup_add_assign(m.value(), acc, x, w, ws))
+}
+
+/// `a = a * w mod p` for one constant `w < p` (any `a < 2^64`).
+pub(crate) fn mul_scalar_assign(m: &Modulus, a: &mut [u64], w: u64) {
+    let ws = m.shoup(w);
+    run!(mul_scalar_shoup_assign(m.value(), a, w, ws))
+}
+
+/// `acc = acc + x * w mod p` for one constant `w < p` (any `x < 2^64`).
+pub(crate) fn mul_scalar_add_assign(m: &Modulus, acc: &mut [u64], x: &[u64], w: u64) {
+    let ws = m.shoup(w);
+    run!(mul_scalar_shoup_add_assign(m.value(), acc, x, w, ws))
+}
+
+/// `a = a mod p` for values below `2p`.
+pub(crate) fn reduce_below_2p(m: &Modulus, a: &mut [u64]) {
+    run!(reduce_below_2p(m.value(), a))
+}
+
+/// Shoup constants of a vector of multiplicands below `p`.
+pub(crate) fn shoup_vec(m: &Modulus, w: &[u64]) -> Vec<u64> {
+    w.iter().map(|&x| m.shoup(x)).collect()
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Primes of 20 to 61 bits (all NTT-friendly for small `n`, though any
+    /// modulus works here).
+    const PRIMES: [u64; 5] = [
+        1_032_193,
+        1_099_510_054_913,
+        18_014_398_509_309_953,
+        36_028_797_005_856_769,
+        2_305_843_009_213_554_689,
+    ];
+
+    /// Vectors with the boundary values 0, 1, p-1, p-2 and random ones, of a
+    /// length that leaves a scalar tail for every lane count.
+    fn inputs(p: u64, seed: u64, len: usize) -> Vec<u64> {
+        let mut s = seed | 1;
+        (0..len)
+            .map(|i| match i % 7 {
+                0 => 0,
+                1 => p - 1,
+                2 => 1,
+                3 => p - 2,
+                _ => {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    s % p
+                }
+            })
+            .collect()
+    }
+
+    fn check_all(p: u64, seed: u64, len: usize) {
+        let m = Modulus::new(p).unwrap();
+        let a = inputs(p, seed, len);
+        let b = inputs(p, seed.rotate_left(17) ^ 0x9e37, len);
+        let mut b2 = b.clone();
+        b2.reverse();
+        let ws = shoup_vec(&m, &b);
+        let big: Vec<u64> = a
+            .iter()
+            .map(|&x| x.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        for level in simd::available() {
+            let name = level.name();
+            let mut x = a.clone();
+            let mut y = a.clone();
+            scalar::add_assign(p, &mut x, &b);
+            simd::add_assign(level, p, &mut y, &b);
+            assert_eq!(x, y, "add {name} p={p}");
+            for (i, &v) in x.iter().enumerate() {
+                assert_eq!(v, m.add(a[i], b[i]));
+            }
+
+            let (mut x, mut y) = (a.clone(), a.clone());
+            scalar::sub_assign(p, &mut x, &b);
+            simd::sub_assign(level, p, &mut y, &b);
+            assert_eq!(x, y, "sub {name} p={p}");
+            for (i, &v) in x.iter().enumerate() {
+                assert_eq!(v, m.sub(a[i], b[i]));
+            }
+
+            let (mut x, mut y) = (a.clone(), a.clone());
+            scalar::neg_assign(p, &mut x);
+            simd::neg_assign(level, p, &mut y);
+            assert_eq!(x, y, "neg {name} p={p}");
+            for (i, &v) in x.iter().enumerate() {
+                assert_eq!(v, m.neg(a[i]));
+            }
+
+            // Shoup products, from reduced and from arbitrary 64-bit inputs.
+            for src in [&a, &big] {
+                let (mut x, mut y) = (src.clone(), src.clone());
+                scalar::mul_shoup_assign(p, &mut x, &b, &ws);
+                simd::mul_shoup_assign(level, p, &mut y, &b, &ws);
+                assert_eq!(x, y, "mul_shoup {name} p={p}");
+                for (i, &v) in x.iter().enumerate() {
+                    assert_eq!(v, m.mul(m.reduce(src[i]), b[i]));
+                }
+
+                let (mut x, mut y) = (b2.clone(), b2.clone());
+                scalar::mul_shoup_add_assign(p, &mut x, src, &b, &ws);
+                simd::mul_shoup_add_assign(level, p, &mut y, src, &b, &ws);
+                assert_eq!(x, y, "mul_shoup_add {name} p={p}");
+                for (i, &v) in x.iter().enumerate() {
+                    assert_eq!(v, m.add(b2[i], m.mul(m.reduce(src[i]), b[i])));
+                }
+
+                for w in [0, 1, p - 1, b.get(5).copied().unwrap_or(3)] {
+                    let (mut x, mut y) = (src.clone(), src.clone());
+                    scalar::mul_scalar_shoup_assign(p, &mut x, w, m.shoup(w));
+                    simd::mul_scalar_shoup_assign(level, p, &mut y, w, m.shoup(w));
+                    assert_eq!(x, y, "mul_scalar {name} p={p}");
+                    for (i, &v) in x.iter().enumerate() {
+                        assert_eq!(v, m.mul(m.reduce(src[i]), w));
+                    }
+                    let (mut x, mut y) = (b2.clone(), b2.clone());
+                    scalar::mul_scalar_shoup_add_assign(p, &mut x, src, w, m.shoup(w));
+                    simd::mul_scalar_shoup_add_assign(level, p, &mut y, src, w, m.shoup(w));
+                    assert_eq!(x, y, "mul_scalar_add {name} p={p}");
+                    for (i, &v) in x.iter().enumerate() {
+                        assert_eq!(v, m.add(b2[i], m.mul(m.reduce(src[i]), w)));
+                    }
+                }
+            }
+
+            let twice: Vec<u64> = a.iter().zip(&b).map(|(&x, &y)| x + y).collect();
+            let (mut x, mut y) = (twice.clone(), twice.clone());
+            scalar::reduce_below_2p(p, &mut x);
+            simd::reduce_below_2p(level, p, &mut y);
+            assert_eq!(x, y, "reduce {name} p={p}");
+            for (i, &v) in x.iter().enumerate() {
+                assert_eq!(v, twice[i] % p);
+            }
+        }
+    }
+
+    #[test]
+    fn simd_matches_scalar_on_boundaries() {
+        for p in PRIMES {
+            for len in [0, 1, 3, 7, 8, 9, 31, 64, 67] {
+                check_all(p, 12345 + len as u64, len);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn simd_matches_scalar_random(idx in 0usize..5, seed in any::<u64>(), len in 0usize..80) {
+            check_all(PRIMES[idx], seed, len);
+        }
+    }
+}

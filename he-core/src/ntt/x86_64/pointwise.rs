@@ -1,0 +1,327 @@
+//! Element-wise modular kernels over residue vectors, on AVX-512F/DQ
+//! (eight lanes) and AVX2 (four lanes): addition, subtraction, negation,
+//! Shoup multiplication by a fixed operand and Shoup multiply-add.
+//!
+//! Every kernel takes fully reduced inputs (values in `[0, p)`; the
+//! Shoup multiplicand `x` may be any `u64`) and returns fully reduced
+//! outputs, so its results equal the scalar loops in
+//! [`crate::ntt::pointwise`] bit for bit. Lengths that are not a multiple of
+//! the lane count finish with those scalar loops.
+//!
+//! The kernels are private `#[target_feature]` functions. A [`Level`] can
+//! only be obtained from [`detected`] or [`available`], both of which check
+//! the CPU with `is_x86_feature_detected!`, so holding one proves that its
+//! kernels can run.
+
+use std::sync::OnceLock;
+
+use crate::ntt::pointwise::scalar;
+
+/// A SIMD instruction set the CPU was checked to support.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Level(Kind);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Avx512,
+    Avx2,
+}
+
+impl Level {
+    /// A short lowercase name, for test messages.
+    #[cfg(test)]
+    pub(crate) fn name(self) -> &'static str {
+        match self.0 {
+            Kind::Avx512 => "avx512",
+            Kind::Avx2 => "avx2",
+        }
+    }
+}
+
+fn kind_available(kind: Kind) -> bool {
+    match kind {
+        Kind::Avx512 => is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq"),
+        Kind::Avx2 => is_x86_feature_detected!("avx2"),
+    }
+}
+
+/// Every level this CPU supports, widest first.
+pub(crate) fn available() -> Vec<Level> {
+    [Kind::Avx512, Kind::Avx2]
+        .into_iter()
+        .filter(|&k| kind_available(k))
+        .map(Level)
+        .collect()
+}
+
+/// The widest level this CPU supports, detected once and cached.
+pub(crate) fn detected() -> Option<Level> {
+    static LEVEL: OnceLock<Option<Level>> = OnceLock::new();
+    *LEVEL.get_or_init(|| available().first().copied())
+}
+
+/// Generates the AVX-512 and AVX2 kernel modules from one set of bodies.
+/// `$m` is the backend module providing `splat`, `load`, `store`, `add`,
+/// `sub`, `csub` and `mul_lazy`/`consts`.
+macro_rules! pointwise_kernels {
+    ($name:ident, feature = $feat:literal, lanes = $lanes:literal, vector = $v:ty, mulmod = $mm:path, lazy = $lazy:path, consts = $consts:path, helpers = $h:path) => {
+        mod $name {
+            use core::arch::x86_64::*;
+
+            use $h::{add, csub, load, splat, store, sub};
+
+            use super::scalar;
+
+            const L: usize = $lanes;
+
+            /// `a + b mod p`.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn addmod(a: $v, b: $v, p: $v) -> $v {
+                csub(add(a, b), p)
+            }
+
+            /// `a - b mod p` (as `a + p - b`, then one conditional subtraction).
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn submod(a: $v, b: $v, p: $v) -> $v {
+                csub(sub(add(a, p), b), p)
+            }
+
+            /// `x * w mod p` in `[0, p)` from the Shoup constant `ws`.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn mulmod(c: &$mm, x: $v, w: $v, ws: $v, p: $v) -> $v {
+                csub($lazy(c, x, w, ws), p)
+            }
+
+            /// # Safety
+            /// The CPU must support the target features of this function.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn add_assign(p: u64, a: &mut [u64], b: &[u64]) {
+                let pv = splat(p);
+                let (av, at) = a.as_chunks_mut::<L>();
+                let (bv, bt) = b.as_chunks::<L>();
+                for (x, y) in av.iter_mut().zip(bv) {
+                    store(x, addmod(load(x), load(y), pv));
+                }
+                scalar::add_assign(p, at, bt);
+            }
+
+            /// # Safety
+            /// The CPU must support the target features of this function.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn sub_assign(p: u64, a: &mut [u64], b: &[u64]) {
+                let pv = splat(p);
+                let (av, at) = a.as_chunks_mut::<L>();
+                let (bv, bt) = b.as_chunks::<L>();
+                for (x, y) in av.iter_mut().zip(bv) {
+                    store(x, submod(load(x), load(y), pv));
+                }
+                scalar::sub_assign(p, at, bt);
+            }
+
+            /// # Safety
+            /// The CPU must support the target features of this function.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn neg_assign(p: u64, a: &mut [u64]) {
+                let pv = splat(p);
+                let (av, at) = a.as_chunks_mut::<L>();
+                for x in av.iter_mut() {
+                    // p - x lies in (0, p] and only x = 0 gives p.
+                    store(x, csub(sub(pv, load(x)), pv));
+                }
+                scalar::neg_assign(p, at);
+            }
+
+            /// # Safety
+            /// The CPU must support the target features of this function.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn mul_shoup_assign(p: u64, a: &mut [u64], w: &[u64], ws: &[u64]) {
+                let c = $consts(p);
+                let pv = splat(p);
+                let (av, at) = a.as_chunks_mut::<L>();
+                let (wv, wt) = w.as_chunks::<L>();
+                let (sv, st) = ws.as_chunks::<L>();
+                for ((x, y), s) in av.iter_mut().zip(wv).zip(sv) {
+                    store(x, mulmod(&c, load(x), load(y), load(s), pv));
+                }
+                scalar::mul_shoup_assign(p, at, wt, st);
+            }
+
+            /// # Safety
+            /// The CPU must support the target features of this function.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn mul_shoup_add_assign(
+                p: u64,
+                acc: &mut [u64],
+                x: &[u64],
+                w: &[u64],
+                ws: &[u64],
+            ) {
+                let c = $consts(p);
+                let pv = splat(p);
+                let (cv, ct) = acc.as_chunks_mut::<L>();
+                let (xv, xt) = x.as_chunks::<L>();
+                let (wv, wt) = w.as_chunks::<L>();
+                let (sv, st) = ws.as_chunks::<L>();
+                for (((o, a), y), s) in cv.iter_mut().zip(xv).zip(wv).zip(sv) {
+                    let prod = mulmod(&c, load(a), load(y), load(s), pv);
+                    store(o, addmod(load(o), prod, pv));
+                }
+                scalar::mul_shoup_add_assign(p, ct, xt, wt, st);
+            }
+
+            /// # Safety
+            /// The CPU must support the target features of this function.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn mul_scalar_shoup_assign(p: u64, a: &mut [u64], w: u64, ws: u64) {
+                let c = $consts(p);
+                let pv = splat(p);
+                let (wv, sv) = (splat(w), splat(ws));
+                let (av, at) = a.as_chunks_mut::<L>();
+                for x in av.iter_mut() {
+                    store(x, mulmod(&c, load(x), wv, sv, pv));
+                }
+                scalar::mul_scalar_shoup_assign(p, at, w, ws);
+            }
+
+            /// # Safety
+            /// The CPU must support the target features of this function.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn mul_scalar_shoup_add_assign(
+                p: u64,
+                acc: &mut [u64],
+                x: &[u64],
+                w: u64,
+                ws: u64,
+            ) {
+                let c = $consts(p);
+                let pv = splat(p);
+                let (wv, sv) = (splat(w), splat(ws));
+                let (cv, ct) = acc.as_chunks_mut::<L>();
+                let (xv, xt) = x.as_chunks::<L>();
+                for (o, a) in cv.iter_mut().zip(xv) {
+                    let prod = mulmod(&c, load(a), wv, sv, pv);
+                    store(o, addmod(load(o), prod, pv));
+                }
+                scalar::mul_scalar_shoup_add_assign(p, ct, xt, w, ws);
+            }
+
+            /// Reduces values below `2p` (`p < 2^62`).
+            ///
+            /// # Safety
+            /// The CPU must support the target features of this function.
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn reduce_below_2p(p: u64, a: &mut [u64]) {
+                let pv = splat(p);
+                let (av, at) = a.as_chunks_mut::<L>();
+                for x in av.iter_mut() {
+                    store(x, csub(load(x), pv));
+                }
+                scalar::reduce_below_2p(p, at);
+            }
+        }
+    };
+}
+
+pointwise_kernels!(
+    k512,
+    feature = "avx512f,avx512dq",
+    lanes = 8,
+    vector = __m512i,
+    mulmod = crate::ntt::x86_64::avx512::wide::Consts,
+    lazy = crate::ntt::x86_64::avx512::wide::mul_lazy,
+    consts = crate::ntt::x86_64::avx512::wide::consts,
+    helpers = crate::ntt::x86_64::avx512
+);
+
+pointwise_kernels!(
+    k256,
+    feature = "avx2",
+    lanes = 4,
+    vector = __m256i,
+    mulmod = crate::ntt::x86_64::avx2::Consts,
+    lazy = crate::ntt::x86_64::avx2::mul_lazy,
+    consts = crate::ntt::x86_64::avx2::consts,
+    helpers = crate::ntt::x86_64::avx2
+);
+
+/// Dispatches one kernel call on a checked [`Level`].
+macro_rules! dispatch {
+    ($level:expr, $f:ident($($arg:expr),*)) => {
+        match $level.0 {
+            // SAFETY: a `Level` is only built by `available`/`detected`
+            // after `is_x86_feature_detected!` confirmed avx512f and avx512dq.
+            Kind::Avx512 => unsafe { k512::$f($($arg),*) },
+            // SAFETY: a `Level` is only built by `available`/`detected`
+            // after `is_x86_feature_detected!` confirmed avx2.
+            Kind::Avx2 => unsafe { k256::$f($($arg),*) },
+        }
+    };
+}
+
+/// `a = a + b mod p`; inputs in `[0, p)`, `p < 2^62`.
+pub(crate) fn add_assign(level: Level, p: u64, a: &mut [u64], b: &[u64]) {
+    assert_eq!(a.len(), b.len(), "operands of equal length");
+    dispatch!(level, add_assign(p, a, b))
+}
+
+/// `a = a - b mod p`; inputs in `[0, p)`, `p < 2^62`.
+pub(crate) fn sub_assign(level: Level, p: u64, a: &mut [u64], b: &[u64]) {
+    assert_eq!(a.len(), b.len(), "operands of equal length");
+    dispatch!(level, sub_assign(p, a, b))
+}
+
+/// `a = -a mod p`; input in `[0, p)`.
+pub(crate) fn neg_assign(level: Level, p: u64, a: &mut [u64]) {
+    dispatch!(level, neg_assign(p, a))
+}
+
+/// `a = a * w mod p` with Shoup constants `ws` of `w` (`w < p`, `p < 2^61`).
+pub(crate) fn mul_shoup_assign(level: Level, p: u64, a: &mut [u64], w: &[u64], ws: &[u64]) {
+    assert!(
+        a.len() == w.len() && a.len() == ws.len(),
+        "operands of equal length"
+    );
+    dispatch!(level, mul_shoup_assign(p, a, w, ws))
+}
+
+/// `acc = acc + x * w mod p` with Shoup constants `ws` of `w`.
+pub(crate) fn mul_shoup_add_assign(
+    level: Level,
+    p: u64,
+    acc: &mut [u64],
+    x: &[u64],
+    w: &[u64],
+    ws: &[u64],
+) {
+    assert!(
+        acc.len() == x.len() && acc.len() == w.len() && acc.len() == ws.len(),
+        "operands of equal length"
+    );
+    dispatch!(level, mul_shoup_add_assign(p, acc, x, w, ws))
+}
+
+/// `a = a * w mod p` for one constant `w < p` with Shoup constant `ws`.
+pub(crate) fn mul_scalar_shoup_assign(level: Level, p: u64, a: &mut [u64], w: u64, ws: u64) {
+    dispatch!(level, mul_scalar_shoup_assign(p, a, w, ws))
+}
+
+/// `acc = acc + x * w mod p` for one constant `w < p` with Shoup constant `ws`.
+pub(crate) fn mul_scalar_shoup_add_assign(
+    level: Level,
+    p: u64,
+    acc: &mut [u64],
+    x: &[u64],
+    w: u64,
+    ws: u64,
+) {
+    assert_eq!(acc.len(), x.len(), "operands of equal length");
+    dispatch!(level, mul_scalar_shoup_add_assign(p, acc, x, w, ws))
+}
+
+/// `a = a mod p` for values below `2p`.
+pub(crate) fn reduce_below_2p(level: Level, p: u64, a: &mut [u64]) {
+    dispatch!(level, reduce_below_2p(p, a))
+}
