@@ -7,7 +7,7 @@
 //! between. [`NttPlan::inverse`] undoes it, including the `1/n` factor.
 //!
 //! The scalar kernel uses Harvey's lazy butterflies with Shoup constants;
-//! the SIMD kernels in [`x86_64`] compute exactly the same values (every
+//! the SIMD kernels (module `x86_64`) compute exactly the same values (every
 //! backend is tested against scalar), so the choice of backend never
 //! changes a result, only its speed.
 
