@@ -138,10 +138,28 @@ impl ServerHandle {
 /// this service never returns `OUT_OF_RANGE` itself, so the code is
 /// rewritten. Such errors are always trailers-only responses (sent before
 /// any message), so the status is in the headers.
-fn remap_size_limit_status<B>(mut response: http::Response<B>) -> http::Response<B> {
+///
+/// Likewise a request body that is not the method's protobuf is rejected by
+/// the generated code before the service sees it, as `INTERNAL` with
+/// prost's "failed to decode Protobuf message"; it is the client's fault, so
+/// it becomes `INVALID_ARGUMENT` like every other malformed request.
+fn remap_status<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
-    if headers.get("grpc-status").map(|v| v.as_bytes()) == Some(b"11") {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    match headers.get("grpc-status").map(|v| v.as_bytes()) {
+        Some(b"11") => {
+            headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        }
+        Some(b"13") => {
+            let decode_error = headers.get("grpc-message").is_some_and(|m| {
+                let m = m.as_bytes();
+                m.starts_with(b"failed to decode Protobuf message")
+                    || m.starts_with(b"failed%20to%20decode%20Protobuf%20message")
+            });
+            if decode_error {
+                headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+            }
+        }
+        _ => {}
     }
     response
 }
@@ -165,7 +183,11 @@ pub async fn serve(dbs: Vec<CollectionDb>, config: &ServeConfig) -> Result<Serve
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let router = tonic::transport::Server::builder()
-        .layer(MapResponseLayer::new(remap_size_limit_status))
+        // Dead peers and idle connections are dropped rather than held.
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
+        .layer(MapResponseLayer::new(remap_status))
         .add_service(health_service)
         .add_service(breach);
     let (stop, stopped) = oneshot::channel::<()>();

@@ -17,7 +17,12 @@ fn million_item_sender_labeled_1024_query() {
     let mut db = SenderDb::new(params.clone(), OprfKey::generate().unwrap()).unwrap();
     for start in (0..sender).step_by(1 << 16) {
         let chunk: Vec<(Vec<u8>, Option<Vec<u8>>)> = (start..start + (1 << 16))
-            .map(|i| (format!("item-{i}").into_bytes(), Some(i.to_le_bytes().to_vec())))
+            .map(|i| {
+                (
+                    format!("item-{i}").into_bytes(),
+                    Some(i.to_le_bytes().to_vec()),
+                )
+            })
             .collect();
         let prepared = db.prepare(&chunk).unwrap();
         db.insert_prepared(prepared).unwrap();
@@ -26,18 +31,33 @@ fn million_item_sender_labeled_1024_query() {
     assert_eq!(db.stats().items, sender);
     let receiver = Receiver::new(params).unwrap();
     let query: Vec<Vec<u8>> = (0..1024u64)
-        .map(|i| format!("item-{}", if i % 2 == 0 { i * 1021 % sender } else { sender + i }).into_bytes())
+        .map(|i| {
+            format!(
+                "item-{}",
+                if i % 2 == 0 {
+                    i * 1021 % sender
+                } else {
+                    sender + i
+                }
+            )
+            .into_bytes()
+        })
         .collect();
     let refs: Vec<&[u8]> = query.iter().map(Vec::as_slice).collect();
     let (req, pending) = receiver.oprf_request(&refs).unwrap();
-    let (q, state) = receiver.create_query(pending, &db.evaluate_oprf(&req).unwrap()).unwrap();
+    let (q, state) = receiver
+        .create_query(pending, &db.evaluate_oprf(&req).unwrap())
+        .unwrap();
     let parts = db.answer_all(&q).unwrap();
     let results = receiver.decode(&state, &parts).unwrap();
     for (i, r) in results.iter().enumerate() {
         let i = i as u64;
         assert_eq!(r.matched, i % 2 == 0, "query item {i}");
         if r.matched {
-            assert_eq!(&r.label.as_ref().unwrap()[..8], &(i * 1021 % sender).to_le_bytes());
+            assert_eq!(
+                &r.label.as_ref().unwrap()[..8],
+                &(i * 1021 % sender).to_le_bytes()
+            );
         }
     }
 }
