@@ -22,70 +22,8 @@ use he_core::Modulus;
 use crate::error::{Error, Result};
 use crate::hashing::HashedItem;
 
-/// Deterministic Miller-Rabin, exact for every `u64` below `2^61`.
-pub fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    const SMALL: [u64; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
-    for p in SMALL {
-        if n.is_multiple_of(p) {
-            return n == p;
-        }
-    }
-    let m = match Modulus::new(n) {
-        Ok(m) => m,
-        // Outside he-core's range (>= 2^61): fall back to u128 arithmetic.
-        Err(_) => return is_prime_u128(n),
-    };
-    let d = (n - 1) >> (n - 1).trailing_zeros();
-    let s = (n - 1).trailing_zeros();
-    'witness: for a in SMALL {
-        let mut x = m.pow_vt(a, d);
-        if x == 1 || x == n - 1 {
-            continue;
-        }
-        for _ in 1..s {
-            x = m.mul(x, x);
-            if x == n - 1 {
-                continue 'witness;
-            }
-        }
-        return false;
-    }
-    true
-}
-
-fn is_prime_u128(n: u64) -> bool {
-    let mulm = |a: u64, b: u64| ((a as u128 * b as u128) % n as u128) as u64;
-    let powm = |mut a: u64, mut e: u64| {
-        let mut r = 1u64;
-        while e > 0 {
-            if e & 1 == 1 {
-                r = mulm(r, a);
-            }
-            a = mulm(a, a);
-            e >>= 1;
-        }
-        r
-    };
-    let d = (n - 1) >> (n - 1).trailing_zeros();
-    let s = (n - 1).trailing_zeros();
-    'w: for a in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
-        let mut x = powm(a, d);
-        if x == 1 || x == n - 1 {
-            continue;
-        }
-        for _ in 1..s {
-            x = mulm(x, x);
-            if x == n - 1 {
-                continue 'w;
-            }
-        }
-        return false;
-    }
-    true
-}
+/// Deterministic Miller-Rabin, exact for every `u64` (he-core's test).
+pub use he_core::modulus::is_prime;
 
 /// The modulus for a prime plaintext modulus `t` (`3 <= t < 2^61`).
 pub fn prime_modulus(t: u64) -> Result<Modulus> {
