@@ -65,6 +65,17 @@ impl Evaluator {
 
     /// `a += b`.
     pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        self.combine_assign(a, b, rns::add_assign)
+    }
+
+    /// Applies `op` polynomial by polynomial (`a` grows to `b`'s size with
+    /// zero polynomials first).
+    fn combine_assign(
+        &self,
+        a: &mut Ciphertext,
+        b: &Ciphertext,
+        op: fn(&BfvParameters, &[usize], &mut [u64], &[u64]),
+    ) -> Result<()> {
         self.check_pair(a, b)?;
         let basis = rns::basis_q(&self.params, a.level);
         let len = basis.len() * self.params.degree();
@@ -72,7 +83,7 @@ impl Evaluator {
             a.polys.push(vec![0u64; len]);
         }
         for (x, y) in a.polys.iter_mut().zip(&b.polys) {
-            rns::add_assign(&self.params, &basis, x, y);
+            op(&self.params, &basis, x, y);
         }
         a.seed = None;
         Ok(())
@@ -87,17 +98,7 @@ impl Evaluator {
 
     /// `a -= b`.
     pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
-        self.check_pair(a, b)?;
-        let basis = rns::basis_q(&self.params, a.level);
-        let len = basis.len() * self.params.degree();
-        while a.polys.len() < b.polys.len() {
-            a.polys.push(vec![0u64; len]);
-        }
-        for (x, y) in a.polys.iter_mut().zip(&b.polys) {
-            rns::sub_assign(&self.params, &basis, x, y);
-        }
-        a.seed = None;
-        Ok(())
+        self.combine_assign(a, b, rns::sub_assign)
     }
 
     /// `-a`.
