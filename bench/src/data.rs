@@ -72,7 +72,7 @@ struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(1);
-        value(0x7661_756c_74, 0, self.0)
+        value(0x0076_6175_6c74, 0, self.0)
     }
 
     fn below(&mut self, n: u64) -> u64 {
