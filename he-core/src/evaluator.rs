@@ -254,7 +254,11 @@ impl Evaluator {
         self.check_plain_ntt(ct, pt)?;
         let basis = rns::basis_q(&self.params, ct.level);
         for x in ct.polys.iter_mut() {
-            rns::mul_shoup_assign(&self.params, &basis, x, &pt.data, &pt.shoup);
+            if pt.shoup.is_empty() {
+                rns::mul_assign(&self.params, &basis, x, &pt.data);
+            } else {
+                rns::mul_shoup_assign(&self.params, &basis, x, &pt.data, &pt.shoup);
+            }
         }
         ct.seed = None;
         Ok(())

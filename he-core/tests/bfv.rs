@@ -97,6 +97,9 @@ fn check_identities(n: usize, seed: u64, switch: bool) {
     let pm = ev.multiply_plain_ntt(&ca_ntt, &pb_ntt).unwrap();
     assert!(pm.is_ntt());
     assert_eq!(open(&pm), prod);
+    let compact = PlaintextNtt::new_compact(p, &pb, ca.level()).unwrap();
+    assert!(compact.heap_bytes() < pb_ntt.heap_bytes());
+    assert_eq!(ev.multiply_plain_ntt(&ca_ntt, &compact).unwrap(), pm);
     let acc = ev
         .multiply_plain_accumulate(&[(&ca_ntt, &pb_ntt), (&ca_ntt, &pb_ntt)])
         .unwrap();
