@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use he_core::{
-    BatchEncoder, BfvParameters, Ciphertext, Evaluator, Plaintext, PlaintextNtt, RelinKeys,
+    BatchEncoder, BfvParameters, Ciphertext, CompressionBits, Evaluator, Plaintext, PlaintextNtt,
+    RelinKeys,
 };
 use rand::Rng;
 use rayon::prelude::*;
@@ -418,7 +419,9 @@ impl SenderDb {
         // keys and every ciphertext are decoded in parallel.
         let (rk, cts) = rayon::join(
             || {
-                Some(&query.relin_keys)
+                query
+                    .relin_keys
+                    .as_ref()
                     .map(|b| RelinKeys::from_bytes(b, &self.he))
                     .transpose()
             },
@@ -505,6 +508,7 @@ impl SenderDb {
         tx: &mpsc::SyncSender<Result<ResultPart>>,
     ) -> std::result::Result<(), Error> {
         let ev = Evaluator::new(&self.he);
+        let bits = CompressionBits::for_params(&self.he);
         let powers = compute_powers(&ev, &self.dag, &self.params.query_powers, sources, rk)?;
         let l = self.params.ps_low_degree as usize;
         // Every power in NTT form for plain products; Paterson-Stockmeyer
@@ -540,8 +544,9 @@ impl SenderDb {
                     })?;
                     eval_paterson_stockmeyer(&ev, &ntt_powers, &high_powers, poly, l, rk)?
                 };
-                let low = ev.mod_switch_to_level(&ct, self.he.max_level())?;
-                Ok(low.to_bytes(&self.he)?)
+                // Switched to the last level and compressed: the receiver
+                // only decrypts it.
+                Ok(ev.compress(&ct, bits)?.to_bytes(&self.he)?)
             };
             // The matching and label polynomials are independent.
             let mut polys: Vec<Vec<u8>> = std::iter::once(&cache.matching)
