@@ -1,10 +1,10 @@
 //! Compact encoding of ciphertexts that are only decrypted from here on
 //! (results sent back to a key owner).
 //!
-//! A size-2 ciphertext `(c0, c1)` over `q` (its last level, one prime) is
+//! A size-2 ciphertext `(c0, c1)` over `Q` (the primes of its level) is
 //! modulus-switched to powers of two, as in LWE/Kyber ciphertext
-//! compression: `c1' = round(c1 * 2^k1 / q) mod 2^k1` and
-//! `c0' = round(c0 * 2^k0 / q) mod 2^k0` with `k0 <= k1`, and serialized at
+//! compression: `c1' = round(c1 * 2^k1 / Q) mod 2^k1` and
+//! `c0' = round(c0 * 2^k0 / Q) mod 2^k0` with `k0 <= k1`, and serialized at
 //! `k0` and `k1` bits per coefficient. The key owner decrypts with
 //! `m = round(t / 2^k1 * [c0' 2^(k1-k0) + c1' s]_{2^k1}) mod t`.
 //!
@@ -165,16 +165,60 @@ impl CompressedCiphertext {
     }
 }
 
-/// `round(x * 2^bits / q) mod 2^bits` for `x < q`.
-fn switch_to_pow2(x: u64, q: u64, bits: u32) -> u64 {
-    let v = (((x as u128) << bits) + (q as u128 >> 1)) / q as u128;
-    (v as u64) & ((1u64 << bits) - 1)
+/// `2^bits / q` as an integer part and a 128-bit fixed-point fraction.
+fn pow2_over(q: u64, bits: u32) -> (u64, u128) {
+    let num = 1u128 << bits;
+    let int = (num / q as u128) as u64;
+    let rem = num % q as u128;
+    let hi = (rem << 64) / q as u128;
+    let rem2 = (rem << 64) % q as u128;
+    let lo = (rem2 << 64) / q as u128;
+    (int, (hi << 64) | lo)
+}
+
+/// `round(2^bits * x / Q) mod 2^bits` for every coefficient of a
+/// coefficient-form RNS polynomial over the `k` primes of `level`:
+/// `2^bits x / Q = sum_i x'_i 2^bits / q_i (mod 2^bits)` with
+/// `x'_i = [x_i (Q/q_i)^-1]_{q_i}`, each `2^bits / q_i` held as an integer
+/// and a 128-bit fraction (as in decryption).
+fn switch_to_pow2(
+    params: &BfvParameters,
+    level: usize,
+    poly: &[u64],
+    bits: u32,
+) -> Result<Vec<u64>> {
+    let ctx = params.level(level)?;
+    let n = params.degree();
+    let consts: Vec<(u64, u128)> = (0..ctx.k)
+        .map(|i| pow2_over(params.moduli[i].value(), bits))
+        .collect();
+    let mask = (1u64 << bits) - 1;
+    let mut out = vec![0u64; n];
+    for (c, o) in out.iter_mut().enumerate() {
+        let mut int_sum = 0u64;
+        let mut frac_sum = 0u128;
+        for (i, &(int, frac)) in consts.iter().enumerate() {
+            let qi = &params.moduli[i];
+            let (w, ws) = ctx.q_hat_inv[i];
+            let x = qi.mul_shoup(poly[i * n + c], w, ws);
+            let lo = x as u128 * (frac as u64) as u128;
+            let hi = x as u128 * (frac >> 64);
+            let mid = (hi as u64) as u128 + (lo >> 64);
+            int_sum = int_sum
+                .wrapping_add(x.wrapping_mul(int))
+                .wrapping_add(((hi >> 64) + (mid >> 64)) as u64);
+            frac_sum += mid as u64 as u128;
+        }
+        let rounded = int_sum.wrapping_add(((frac_sum + (1u128 << 63)) >> 64) as u64);
+        *o = rounded & mask;
+    }
+    Ok(out)
 }
 
 impl Evaluator {
-    /// Compresses a size-2 ciphertext (any level and form; it is switched
-    /// to the last level first): see the module docs. The result can only
-    /// be decrypted.
+    /// Compresses a size-2 ciphertext at any level, in either form (see
+    /// the module docs); no modulus switching is needed first. The result
+    /// can only be decrypted.
     pub fn compress(&self, ct: &Ciphertext, bits: CompressionBits) -> Result<CompressedCiphertext> {
         let params = self.parameters();
         ct.check(params)?;
@@ -185,23 +229,20 @@ impl Evaluator {
                 ct.size()
             )));
         }
-        let mut low = self.mod_switch_to_level(ct, params.max_level())?;
-        self.transform_from_ntt(&mut low)?;
-        if params.moduli_count_at(low.level()) != 1 {
-            return Err(Error::InvalidValue(
-                "compression needs a single prime at the last level".into(),
-            ));
-        }
-        let q = params.moduli()[0].value();
-        let n = params.degree();
-        let switch = |poly: &[u64], b: u32| -> Vec<u64> {
-            poly[..n].iter().map(|&x| switch_to_pow2(x, q, b)).collect()
+        let coeff;
+        let ct = if ct.is_ntt() {
+            let mut c = ct.clone();
+            self.transform_from_ntt(&mut c)?;
+            coeff = c;
+            &coeff
+        } else {
+            ct
         };
         Ok(CompressedCiphertext {
             fingerprint: params.fingerprint(),
             bits,
-            c0: switch(&low.polys[0], bits.c0),
-            c1: switch(&low.polys[1], bits.c1),
+            c0: switch_to_pow2(params, ct.level(), &ct.polys[0], bits.c0)?,
+            c1: switch_to_pow2(params, ct.level(), &ct.polys[1], bits.c1)?,
         })
     }
 }
@@ -411,6 +452,17 @@ mod tests {
                         .collect();
                     (c, e)
                 }
+            };
+            let before = dec.noise_budget(&ct).unwrap();
+            assert!(
+                before > 0,
+                "round {round}: test ciphertext already too noisy"
+            );
+            // Alternate between the ciphertext's level and the last one
+            // (when the switch leaves a budget).
+            let ct = match ev.mod_switch_to_level(&ct, params.max_level()) {
+                Ok(low) if round % 2 == 1 && dec.noise_budget(&low).unwrap() > 0 => low,
+                _ => ct,
             };
             let before = dec.noise_budget(&ct).unwrap();
             assert!(
