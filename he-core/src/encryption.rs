@@ -193,6 +193,10 @@ impl<'a> Decryptor<'a> {
         Self { sk }
     }
 
+    pub(crate) fn secret_key(&self) -> &SecretKey {
+        self.sk
+    }
+
     /// `[c_0 + c_1 s + c_2 s^2 + ...]_{Q_l}` in coefficient form.
     fn phase(&self, ct: &Ciphertext) -> Result<Vec<u64>> {
         let params = &self.sk.params;

@@ -28,6 +28,7 @@
 
 mod bigint;
 mod ciphertext;
+mod compressed;
 mod encryption;
 pub mod error;
 mod evaluator;
@@ -41,6 +42,7 @@ mod sampling;
 pub mod serialize;
 
 pub use ciphertext::Ciphertext;
+pub use compressed::{CompressedCiphertext, CompressionBits, MAX_COMPRESSED_BITS};
 pub use encryption::{Decryptor, Encryptor};
 pub use error::{Error, Result};
 pub use evaluator::Evaluator;

@@ -30,24 +30,25 @@ use crate::sampling;
 pub const VERSION: u8 = 1;
 
 /// Object tags.
-mod tag {
+pub(crate) mod tag {
     pub const CIPHERTEXT: u8 = 1;
     pub const PLAINTEXT: u8 = 2;
     pub const PLAINTEXT_NTT: u8 = 3;
     pub const PUBLIC_KEY: u8 = 4;
     pub const RELIN_KEYS: u8 = 5;
     pub const SECRET_KEY: u8 = 6;
+    pub const COMPRESSED_CIPHERTEXT: u8 = 7;
 }
 
 const FLAG_NTT: u8 = 1;
 const FLAG_SEEDED: u8 = 2;
 
-struct Writer {
+pub(crate) struct Writer {
     buf: Vec<u8>,
 }
 
 impl Writer {
-    fn new(tag: u8, params: &BfvParameters, capacity: usize) -> Self {
+    pub(crate) fn new(tag: u8, params: &BfvParameters, capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity + 10);
         buf.push(VERSION);
         buf.push(tag);
@@ -55,7 +56,7 @@ impl Writer {
         Self { buf }
     }
 
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
 
@@ -64,7 +65,7 @@ impl Writer {
     }
 
     /// Packs `values` at `bits` bits each, then pads to a byte.
-    fn packed(&mut self, values: &[u64], bits: u32) {
+    pub(crate) fn packed(&mut self, values: &[u64], bits: u32) {
         let mut acc = 0u128;
         let mut filled = 0u32;
         for &v in values {
@@ -81,6 +82,10 @@ impl Writer {
         }
     }
 
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// Packs every residue polynomial of an RNS polynomial over `moduli`.
     fn rns(&mut self, data: &[u64], moduli: &[&Modulus], n: usize) {
         for (m, chunk) in moduli.iter().zip(data.chunks_exact(n)) {
@@ -89,17 +94,17 @@ impl Writer {
     }
 }
 
-fn packed_len(count: usize, bits: u32) -> usize {
+pub(crate) fn packed_len(count: usize, bits: u32) -> usize {
     (count * bits as usize).div_ceil(8)
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn new(data: &'a [u8], expected_tag: u8, params: &BfvParameters) -> Result<Self> {
+    pub(crate) fn new(data: &'a [u8], expected_tag: u8, params: &BfvParameters) -> Result<Self> {
         let mut r = Self { data, pos: 0 };
         let version = r.u8()?;
         if version != VERSION {
@@ -130,7 +135,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn u8(&mut self) -> Result<u8> {
+    pub(crate) fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
 
@@ -141,7 +146,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Unpacks `count` values of `bits` bits, each required to be below `bound`.
-    fn packed_into(&mut self, out: &mut [u64], bits: u32, bound: u64) -> Result<()> {
+    pub(crate) fn packed_into(&mut self, out: &mut [u64], bits: u32, bound: u64) -> Result<()> {
         let bytes = self.take(packed_len(out.len(), bits))?;
         let mask = if bits == 64 {
             u64::MAX
@@ -183,7 +188,7 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn finish(self) -> Result<()> {
+    pub(crate) fn finish(self) -> Result<()> {
         let rest = self.data.len() - self.pos;
         if rest != 0 {
             return Err(Error::TrailingData(rest));

@@ -7,8 +7,9 @@ use crate::error::{Error, Result};
 use crate::oprf::ELEMENT_BYTES;
 use crate::wire::{Codec, Reader, Writer};
 
-/// Version of every message encoding below.
-pub const MESSAGE_VERSION: u16 = 1;
+/// Version of every message encoding below. Version 2: optional
+/// relinearization keys in [`Query`], compressed ciphertexts in [`ResultPart`].
+pub const MESSAGE_VERSION: u16 = 2;
 /// Most OPRF elements in one request.
 pub const MAX_OPRF_BATCH: usize = 1 << 16;
 /// Largest serialized ciphertext or key accepted inside a message (64 MiB).
@@ -66,14 +67,17 @@ impl Codec for OprfResponse {
     }
 }
 
-/// An encrypted query: relinearization keys and, for each bundle index
-/// (plaintext row of the cuckoo table), the encrypted query powers.
+/// An encrypted query: relinearization keys (only when the sender has to
+/// multiply ciphertexts) and, for each bundle index (plaintext row of the
+/// cuckoo table), the encrypted query powers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
     /// [`PsiParams::fingerprint`](crate::PsiParams::fingerprint) of the parameters used.
     pub params_fingerprint: [u8; 32],
-    /// Serialized `he_core::RelinKeys`.
-    pub relin_keys: Vec<u8>,
+    /// Serialized `he_core::RelinKeys`; `None` when the parameters need no
+    /// ciphertext product (every needed power is a query power and there is
+    /// no Paterson-Stockmeyer step).
+    pub relin_keys: Option<Vec<u8>>,
     /// `powers[bundle_index][j]`: serialized ciphertext of the table row
     /// raised to `query_powers[j]`, slot-wise.
     pub powers: Vec<Vec<Vec<u8>>>,
@@ -90,13 +94,23 @@ impl Codec for Query {
     fn encode(&self, w: &mut Writer) {
         w.u16(MESSAGE_VERSION);
         w.raw(&self.params_fingerprint);
-        w.bytes(&self.relin_keys);
+        match &self.relin_keys {
+            Some(rk) => {
+                w.u8(1);
+                w.bytes(rk);
+            }
+            None => w.u8(0),
+        }
         w.vec(&self.powers, |w, row| w.vec(row, |w, ct| w.bytes(ct)));
     }
     fn decode(r: &mut Reader<'_>) -> Result<Self> {
         r.version(MESSAGE_VERSION)?;
         let params_fingerprint = r.array::<32>()?;
-        let relin_keys = r.bytes(MAX_BLOB_BYTES)?.to_vec();
+        let relin_keys = match r.u8()? {
+            0 => None,
+            1 => Some(r.bytes(MAX_BLOB_BYTES)?.to_vec()),
+            f => return Err(Error::Malformed(format!("relinearization key flag {f}"))),
+        };
         let powers = r.vec(MAX_BUNDLE_INDICES, |r| {
             r.vec(MAX_QUERY_POWERS, |r| Ok(r.bytes(MAX_BLOB_BYTES)?.to_vec()))
         })?;
@@ -116,10 +130,11 @@ pub struct ResultPart {
     pub bundle_index: u32,
     /// How many parts the whole answer has (the receiver stops after that many).
     pub total_parts: u32,
-    /// Serialized ciphertext of the matching polynomials' values: zero in
-    /// every slot of a matching item.
+    /// Serialized `he_core::CompressedCiphertext` of the matching
+    /// polynomials' values: zero in every slot of a matching item.
     pub matching: Vec<u8>,
-    /// Serialized ciphertexts of the label polynomials' values, one per label part.
+    /// Serialized `he_core::CompressedCiphertext`s of the label
+    /// polynomials' values, one per label part.
     pub labels: Vec<Vec<u8>>,
 }
 
@@ -169,8 +184,14 @@ mod tests {
             .to_wire(),
             Query {
                 params_fingerprint: [7; 32],
-                relin_keys: vec![1, 2, 3],
+                relin_keys: Some(vec![1, 2, 3]),
                 powers: vec![vec![vec![4, 5], vec![6]], vec![vec![], vec![9; 40]]],
+            }
+            .to_wire(),
+            Query {
+                params_fingerprint: [8; 32],
+                relin_keys: None,
+                powers: vec![vec![vec![4, 5]]],
             }
             .to_wire(),
             ResultPart {
@@ -201,7 +222,8 @@ mod tests {
         let q = Query::from_wire(&s[2]).unwrap();
         assert_eq!(q.powers[1][1], vec![9; 40]);
         assert_eq!(q.encoded_len(), s[2].len());
-        assert_eq!(ResultPart::from_wire(&s[3]).unwrap().total_parts, 9);
+        assert_eq!(Query::from_wire(&s[3]).unwrap().relin_keys, None);
+        assert_eq!(ResultPart::from_wire(&s[4]).unwrap().total_parts, 9);
     }
 
     #[test]

@@ -8,12 +8,17 @@
 //!
 //! ## How [`design`] chooses
 //!
-//! BFV: `n = 8192`, `t = 1032193` (20 bits, `= 1 mod 2n`, so 19 bits per
-//! field element), ciphertext primes of 54, 54, 55 bits and a 55-bit
-//! special prime (218 bits: the 128-bit bound). This budget allows a
-//! multiplicative depth of 2 for the powers, then one plain product (and
-//! one more ciphertext product with Paterson-Stockmeyer), then a switch to
-//! the last level.
+//! BFV: one of two configurations (see `BFV_CHOICES`). `n = 8192`,
+//! `t = 1032193` (20 bits, `= 1 mod 2n`, so 19 bits per field element),
+//! ciphertext primes of 54, 54, 55 bits and a 55-bit special prime (218
+//! bits: the 128-bit bound): a multiplicative depth of 2 for the powers,
+//! then one plain product (and one more ciphertext product with
+//! Paterson-Stockmeyer). For single-item queries also `n = 4096`,
+//! `t = 65537` (16 bits per field element), primes of 36, 36 bits and a
+//! 37-bit special prime (109 bits): no ciphertext product at all (every
+//! needed power is a query power, so the query carries no relinearization
+//! keys), then one plain product. Results are compressed
+//! (`he_core::CompressedCiphertext`).
 //!
 //! Table: `bins_per_bundle = n / f` bins per plaintext; enough plaintext
 //! rows that the receiver's items fill at most 70% of the bins
@@ -21,8 +26,10 @@
 //! Felts per item: the smallest `f >= 4` keeping false positives below
 //! `2^-40`. Bin size `B` and Paterson-Stockmeyer degree: the pair
 //! minimizing an estimated cost that counts ciphertext products (powers
-//! and Paterson-Stockmeyer blocks), plain products, and result parts
-//! (download), with costs measured on this project's benchmarks.
+//! and Paterson-Stockmeyer blocks), plain products and result parts, with
+//! costs measured on this project's benchmarks, plus the bytes up (query
+//! ciphertexts, relinearization keys when needed) and down (compressed
+//! result ciphertexts).
 
 use crate::error::{Error, Result};
 use crate::params::{BfvSpec, PsiParams};
@@ -79,24 +86,68 @@ pub const PRESETS: &[Preset] = &[
     preset!("16M-1024-16", 1 << 24, 1024, 16),
 ];
 
-const DEGREE: usize = 8192;
-const PLAIN_MODULUS: u64 = 1_032_193;
-const COEFF_MODULUS_BITS: [u32; 4] = [54, 54, 55, 55];
 const NONCE_BYTES: usize = 16;
 const MAX_LOAD: f64 = 0.7;
-/// Largest multiplicative depth of the powers (see the module docs).
-const MAX_POWERS_DEPTH: u32 = 2;
 /// Most query powers (each one ciphertext per table row in the upload).
 const MAX_QUERY_POWERS: usize = 8;
+
+/// A BFV configuration [`design`] may choose.
+struct BfvChoice {
+    degree: usize,
+    coeff_modulus_bits: &'static [u32],
+    plain_modulus: u64,
+    /// Bits per field element (`floor(log2 t)`).
+    felt_bits: u32,
+    /// Largest multiplicative depth of the powers.
+    max_powers_depth: u32,
+    /// Whether Paterson-Stockmeyer (one more ciphertext product) fits.
+    paterson_stockmeyer: bool,
+    /// Only for single-item queries.
+    single_item_only: bool,
+    /// Cost of ring operations relative to `n = 8192` with three primes.
+    op_scale: f64,
+}
+
+/// `n = 8192`: primes of 54, 54, 55 bits and a 55-bit special prime
+/// (218 bits, the 128-bit bound), `t = 1032193`: depth 2 for the powers,
+/// then a plain product (and one more ciphertext product with
+/// Paterson-Stockmeyer).
+///
+/// `n = 4096`: primes of 36, 36 bits and a 37-bit special prime (109 bits),
+/// `t = 65537`: no ciphertext product (every needed power is a query power,
+/// so queries carry no relinearization keys), one plain product; small
+/// queries and results for single-item queries.
+const BFV_CHOICES: &[BfvChoice] = &[
+    BfvChoice {
+        degree: 8192,
+        coeff_modulus_bits: &[54, 54, 55, 55],
+        plain_modulus: 1_032_193,
+        felt_bits: 19,
+        max_powers_depth: 2,
+        paterson_stockmeyer: true,
+        single_item_only: false,
+        op_scale: 1.0,
+    },
+    BfvChoice {
+        degree: 4096,
+        coeff_modulus_bits: &[36, 36, 37],
+        plain_modulus: 65_537,
+        felt_bits: 16,
+        max_powers_depth: 0,
+        paterson_stockmeyer: false,
+        single_item_only: true,
+        op_scale: 1.0 / 3.0,
+    },
+];
 
 /// Estimated costs in microseconds (n = 8192, three ciphertext primes, one
 /// core), from `cargo bench -p he-core --bench bfv`; only their ratios matter.
 const COST_CT_PRODUCT: f64 = 2500.0;
 const COST_PLAIN_PRODUCT: f64 = 25.0;
 const COST_PART: f64 = 400.0;
-/// Download cost of a result ciphertext expressed in microseconds, so that
-/// bytes on the wire weigh in the choice (about 110 KB per part).
-const COST_PART_BYTES: f64 = 10_000.0;
+/// Cost of one byte on the wire (up or down) in microseconds, so that
+/// bytes weigh in the choice (10 ms per 110 KB).
+const COST_BYTE: f64 = 10_000.0 / 110_000.0;
 
 /// A small set of query powers from which every power in `targets` is
 /// reachable within `max_depth` products (at most `max_sources` of them):
@@ -173,81 +224,114 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
         });
     }
     let mut best: Option<(f64, PsiParams)> = None;
-    for f in 4..=8usize {
-        let bins_per_bundle = DEGREE / f;
-        let (h, rows) = if receiver_items == 1 {
-            (1usize, 1usize)
-        } else {
-            let rows =
-                (receiver_items as f64 / (MAX_LOAD * bins_per_bundle as f64)).ceil() as usize;
-            (3, rows.max(1))
+    for bfv in BFV_CHOICES {
+        if bfv.single_item_only && receiver_items != 1 {
+            continue;
+        }
+        let spec = BfvSpec {
+            poly_modulus_degree: bfv.degree,
+            coeff_modulus_bits: bfv.coeff_modulus_bits.to_vec(),
+            plain_modulus: bfv.plain_modulus,
         };
-        let table_size = rows * bins_per_bundle;
-        let per_bin = h as f64 * sender_items as f64 / table_size as f64;
-        for &b in &[8usize, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512] {
-            for &l in &[0u32, 3, 5, 7, 11, 15, 23, 31] {
-                if l != 0 && (l as usize + 1) * 2 > b {
-                    continue;
-                }
-                let mut p = PsiParams {
-                    table_size,
-                    hash_functions: h,
-                    max_items_per_bin: b,
-                    felts_per_item: f,
-                    query_powers: vec![1],
-                    ps_low_degree: l,
-                    label_byte_count: label_bytes,
-                    nonce_byte_count: if label_bytes == 0 { 0 } else { NONCE_BYTES },
-                    bfv: BfvSpec {
-                        poly_modulus_degree: DEGREE,
-                        coeff_modulus_bits: COEFF_MODULUS_BITS.to_vec(),
-                        plain_modulus: PLAIN_MODULUS,
-                    },
-                };
-                let targets = p.target_powers();
-                // Paterson-Stockmeyer multiplies a low-power term (one level
-                // for the plain product) by a high power: keep the low
-                // powers one level shallower.
-                let Some(sources) = query_powers_for(&targets, MAX_POWERS_DEPTH, MAX_QUERY_POWERS)
-                else {
-                    continue;
-                };
-                p.query_powers = sources;
-                let Ok(dag) = p.validate_for_sizes(receiver_items, sender_items) else {
-                    continue;
-                };
-                if l != 0 {
-                    let low_depth = dag
-                        .nodes()
-                        .iter()
-                        .filter(|n| n.power <= l)
-                        .map(|n| n.depth)
-                        .max();
-                    if low_depth.unwrap_or(0) > 1 {
+        let n = bfv.degree as f64;
+        let (special, q_bits) = bfv
+            .coeff_modulus_bits
+            .split_last()
+            .expect("at least two primes");
+        let q_bits: u32 = q_bits.iter().sum();
+        // Seeded query ciphertexts carry one polynomial; relinearization
+        // keys one seeded row per ciphertext prime over every prime.
+        let query_ct_bytes = n * q_bits as f64 / 8.0;
+        let relin_bytes = bfv.coeff_modulus_bits.len() as f64 - 1.0;
+        let relin_bytes = relin_bytes * n * (q_bits + special) as f64 / 8.0;
+        // Compressed result ciphertexts (he_core::CompressionBits::for_params).
+        let t_bits = 64 - (bfv.plain_modulus - 1).leading_zeros();
+        let x_bits = (22.5 * (n + 1.0)).sqrt().log2().ceil() as u32;
+        let part_bytes = n * (2 * t_bits + x_bits + 12) as f64 / 8.0;
+        for f in 4..=8usize {
+            let bins_per_bundle = bfv.degree / f;
+            let (h, rows) = if receiver_items == 1 {
+                (1usize, 1usize)
+            } else {
+                let rows =
+                    (receiver_items as f64 / (MAX_LOAD * bins_per_bundle as f64)).ceil() as usize;
+                (3, rows.max(1))
+            };
+            let table_size = rows * bins_per_bundle;
+            let per_bin = h as f64 * sender_items as f64 / table_size as f64;
+            for &b in &[
+                6usize, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512,
+            ] {
+                for &l in &[0u32, 3, 5, 7, 11, 15, 23, 31] {
+                    if l != 0 && (!bfv.paterson_stockmeyer || (l as usize + 1) * 2 > b) {
                         continue;
                     }
-                }
-                let products = dag.nodes().iter().filter(|n| n.parents.is_some()).count() as f64;
-                let bundles = (per_bin / b as f64).ceil() + 1.0;
-                let parts = rows as f64 * bundles;
-                let label_parts = if label_bytes == 0 {
-                    0.0
-                } else {
-                    (((label_bytes + NONCE_BYTES) * 8) as f64 / 19.0 / f as f64).ceil()
-                };
-                let polys = parts * (1.0 + label_parts);
-                let per_poly = if l == 0 {
-                    b as f64 * COST_PLAIN_PRODUCT
-                } else {
-                    b as f64 * COST_PLAIN_PRODUCT
-                        + (b as f64 / (l + 1) as f64) * COST_CT_PRODUCT * 0.6
-                };
-                let cost = rows as f64 * products * COST_CT_PRODUCT
-                    + polys * (per_poly + COST_PART)
-                    + polys * COST_PART_BYTES
-                    + p.query_powers.len() as f64 * rows as f64 * COST_PART_BYTES * 0.5;
-                if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                    best = Some((cost, p));
+                    let mut p = PsiParams {
+                        table_size,
+                        hash_functions: h,
+                        max_items_per_bin: b,
+                        felts_per_item: f,
+                        query_powers: vec![1],
+                        ps_low_degree: l,
+                        label_byte_count: label_bytes,
+                        nonce_byte_count: if label_bytes == 0 { 0 } else { NONCE_BYTES },
+                        bfv: spec.clone(),
+                    };
+                    let targets = p.target_powers();
+                    let Some(sources) =
+                        query_powers_for(&targets, bfv.max_powers_depth, MAX_QUERY_POWERS)
+                    else {
+                        continue;
+                    };
+                    p.query_powers = sources;
+                    let Ok(dag) = p.validate_for_sizes(receiver_items, sender_items) else {
+                        continue;
+                    };
+                    // Paterson-Stockmeyer multiplies a low-power term (one
+                    // level for the plain product) by a high power: keep the
+                    // low powers one level shallower.
+                    if l != 0 {
+                        let low_depth = dag
+                            .nodes()
+                            .iter()
+                            .filter(|n| n.power <= l)
+                            .map(|n| n.depth)
+                            .max();
+                        if low_depth.unwrap_or(0) > 1 {
+                            continue;
+                        }
+                    }
+                    let products =
+                        dag.nodes().iter().filter(|n| n.parents.is_some()).count() as f64;
+                    let bundles = (per_bin / b as f64).ceil() + 1.0;
+                    let parts = rows as f64 * bundles;
+                    let label_parts = if label_bytes == 0 {
+                        0.0
+                    } else {
+                        (((label_bytes + NONCE_BYTES) * 8) as f64 / bfv.felt_bits as f64 / f as f64)
+                            .ceil()
+                    };
+                    let polys = parts * (1.0 + label_parts);
+                    let per_poly = if l == 0 {
+                        b as f64 * COST_PLAIN_PRODUCT
+                    } else {
+                        b as f64 * COST_PLAIN_PRODUCT
+                            + (b as f64 / (l + 1) as f64) * COST_CT_PRODUCT * 0.6
+                    };
+                    let relin = if products > 0.0 || l > 0 {
+                        relin_bytes
+                    } else {
+                        0.0
+                    };
+                    let up = p.query_powers.len() as f64 * rows as f64 * query_ct_bytes + relin;
+                    let down = polys * part_bytes;
+                    let cost = bfv.op_scale
+                        * (rows as f64 * products * COST_CT_PRODUCT
+                            + polys * (per_poly + COST_PART))
+                        + COST_BYTE * (up + down);
+                    if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                        best = Some((cost, p));
+                    }
                 }
             }
         }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use he_core::{BatchEncoder, BfvParameters, Ciphertext, Decryptor, RelinKeys, SecretKey};
+use he_core::{BatchEncoder, BfvParameters, CompressedCiphertext, Decryptor, RelinKeys, SecretKey};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -60,7 +60,7 @@ pub struct Receiver {
     params: PsiParams,
     he: Arc<BfvParameters>,
     sk: SecretKey,
-    relin_keys: Vec<u8>,
+    relin_keys: Option<Vec<u8>>,
     encoder: ItemEncoder,
     label_parts: usize,
     bits_per_felt: u32,
@@ -73,9 +73,10 @@ impl fmt::Debug for Receiver {
 }
 
 impl Receiver {
-    /// Validates the parameters and generates fresh BFV keys.
+    /// Validates the parameters and generates fresh BFV keys (relinearization
+    /// keys only when the sender will multiply ciphertexts).
     pub fn new(params: PsiParams) -> Result<Self> {
-        params.validate()?;
+        let dag = params.validate()?;
         let he = params.he_params()?;
         let t = prime_modulus(params.bfv.plain_modulus)?;
         let encoder = ItemEncoder::new(&t, params.felts_per_item, params.item_bit_count())?;
@@ -87,7 +88,11 @@ impl Receiver {
                 .div_ceil(params.felts_per_item)
         };
         let sk = SecretKey::random(&he)?;
-        let relin_keys = RelinKeys::new(&sk)?.to_bytes(&he)?;
+        let relin_keys = if needs_relin_keys(&params, &dag) {
+            Some(RelinKeys::new(&sk)?.to_bytes(&he)?)
+        } else {
+            None
+        };
         Ok(Self {
             params,
             he,
@@ -210,15 +215,16 @@ impl Receiver {
         Ok(results)
     }
 
-    /// The smallest noise budget (bits) among the result ciphertexts: a
-    /// diagnostic for parameter design; 0 means some part no longer decrypts.
+    /// The smallest noise budget (bits) among the (compressed) result
+    /// ciphertexts: a diagnostic for parameter design; 0 means some part
+    /// may no longer decrypt.
     pub fn min_noise_budget(&self, parts: &[ResultPart]) -> Result<u32> {
         let dec = Decryptor::new(&self.sk);
         let mut min = u32::MAX;
         for part in parts {
             for bytes in std::iter::once(&part.matching).chain(&part.labels) {
-                let ct = Ciphertext::from_bytes(bytes, &self.he)?;
-                min = min.min(dec.noise_budget(&ct)?);
+                let ct = CompressedCiphertext::from_bytes(bytes, &self.he)?;
+                min = min.min(dec.compressed_noise_budget(&ct)?);
             }
         }
         Ok(min)
@@ -241,8 +247,8 @@ impl Receiver {
         let batch = BatchEncoder::new(&self.he);
         let dec = Decryptor::new(&self.sk);
         let open = |bytes: &[u8]| -> Result<Vec<u64>> {
-            let ct = Ciphertext::from_bytes(bytes, &self.he)?;
-            Ok(batch.decode(&dec.decrypt(&ct)?)?)
+            let ct = CompressedCiphertext::from_bytes(bytes, &self.he)?;
+            Ok(batch.decode(&dec.decrypt_compressed(&ct)?)?)
         };
         let matching = open(&part.matching)?;
         let hits: Vec<(usize, usize)> = placements
@@ -277,4 +283,10 @@ impl Receiver {
             })
             .collect()
     }
+}
+
+/// Whether the sender multiplies ciphertexts for these parameters: when
+/// some needed power is not a query power, or for Paterson-Stockmeyer.
+pub(crate) fn needs_relin_keys(params: &PsiParams, dag: &crate::params::PowersDag) -> bool {
+    params.ps_low_degree > 0 || dag.nodes().iter().any(|n| n.parents.is_some())
 }

@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use he_core::{
-    BatchEncoder, BfvParameters, Ciphertext, Evaluator, Plaintext, PlaintextNtt, RelinKeys,
+    BatchEncoder, BfvParameters, Ciphertext, CompressionBits, Evaluator, Plaintext, PlaintextNtt,
+    RelinKeys,
 };
 use rand::Rng;
 use rayon::prelude::*;
@@ -403,7 +404,7 @@ impl SenderDb {
         self.bundles.iter().map(Vec::len).sum()
     }
 
-    fn check_query(&self, query: &Query) -> Result<(RelinKeys, Vec<Vec<Ciphertext>>)> {
+    fn check_query(&self, query: &Query) -> Result<(Option<RelinKeys>, Vec<Vec<Ciphertext>>)> {
         if query.params_fingerprint != self.params.fingerprint() {
             return Err(Error::ParameterMismatch);
         }
@@ -414,25 +415,37 @@ impl SenderDb {
                 "query must hold {bic} bundle indices of {qp} ciphertexts"
             )));
         }
-        let rk = RelinKeys::from_bytes(&query.relin_keys, &self.he)?;
-        let cts = query
-            .powers
-            .par_iter()
-            .map(|row| {
-                row.iter()
-                    .map(|b| {
-                        let ct = Ciphertext::from_bytes(b, &self.he)?;
-                        if ct.level() != 0 || ct.size() != 2 || ct.is_ntt() {
-                            return Err(Error::Malformed(
-                                "query ciphertexts must be fresh (level 0, size 2, coefficient form)".into(),
-                            ));
-                        }
-                        Ok(ct)
+        // Expanding the seeded halves is the costly part of decoding: the
+        // keys and every ciphertext are decoded in parallel.
+        let (rk, cts) = rayon::join(
+            || {
+                query
+                    .relin_keys
+                    .as_ref()
+                    .map(|b| RelinKeys::from_bytes(b, &self.he))
+                    .transpose()
+            },
+            || {
+                query
+                    .powers
+                    .par_iter()
+                    .map(|row| {
+                        row.par_iter()
+                            .map(|b| {
+                                let ct = Ciphertext::from_bytes(b, &self.he)?;
+                                if ct.level() != 0 || ct.size() != 2 || ct.is_ntt() {
+                                    return Err(Error::Malformed(
+                                        "query ciphertexts must be fresh (level 0, size 2, coefficient form)".into(),
+                                    ));
+                                }
+                                Ok(ct)
+                            })
+                            .collect::<Result<Vec<_>>>()
                     })
                     .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((rk, cts))
+            },
+        );
+        Ok((rk?, cts?))
     }
 
     /// Answers a query, calling `emit` with each result part as soon as it
@@ -447,14 +460,14 @@ impl SenderDb {
         let total = self.result_part_count() as u32;
         let (tx, rx) = mpsc::sync_channel::<Result<ResultPart>>(4);
         std::thread::scope(|s| {
-            let rk = &rk;
-            let cts = &cts;
+            let rk = rk.as_ref();
             let worker = s.spawn(move || {
-                let _ = (0..self.bundles.len())
+                let _ = cts
                     .into_par_iter()
-                    .filter(|&bi| !self.bundles[bi].is_empty())
-                    .try_for_each_with(tx, |tx, bi| {
-                        let result = self.answer_bundle_index(bi, &cts[bi], rk, total, tx);
+                    .enumerate()
+                    .filter(|(bi, _)| !self.bundles[*bi].is_empty())
+                    .try_for_each_with(tx, |tx, (bi, row)| {
+                        let result = self.answer_bundle_index(bi, row, rk, total, tx);
                         match result {
                             Ok(()) => Ok(()),
                             Err(e) => tx.send(Err(e)).map_err(|_| ()),
@@ -489,28 +502,32 @@ impl SenderDb {
     fn answer_bundle_index(
         &self,
         bi: usize,
-        sources: &[Ciphertext],
-        rk: &RelinKeys,
+        sources: Vec<Ciphertext>,
+        rk: Option<&RelinKeys>,
         total: u32,
         tx: &mpsc::SyncSender<Result<ResultPart>>,
     ) -> std::result::Result<(), Error> {
         let ev = Evaluator::new(&self.he);
+        let bits = CompressionBits::for_params(&self.he);
         let powers = compute_powers(&ev, &self.dag, &self.params.query_powers, sources, rk)?;
         let l = self.params.ps_low_degree as usize;
         // Every power in NTT form for plain products; Paterson-Stockmeyer
-        // also multiplies by the high powers in coefficient form.
-        let ntt_powers: Vec<Option<Ciphertext>> = powers
-            .par_iter()
-            .map(|ct| {
-                ct.as_ref()
-                    .map(|c| {
-                        let mut c = c.clone();
-                        ev.transform_to_ntt(&mut c)?;
-                        Ok(c)
-                    })
-                    .transpose()
+        // also multiplies by the high powers (multiples of L + 1) in
+        // coefficient form, so only those keep a coefficient-form copy.
+        let (ntt_powers, high_powers): (Vec<Option<Ciphertext>>, Vec<Option<Ciphertext>>) = powers
+            .into_par_iter()
+            .enumerate()
+            .map(|(p, ct)| -> Result<_> {
+                let Some(mut c) = ct else {
+                    return Ok((None, None));
+                };
+                let high = (l > 0 && p > 0 && p % (l + 1) == 0).then(|| c.clone());
+                ev.transform_to_ntt(&mut c)?;
+                Ok((Some(c), high))
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
         let result: Result<()> = self.bundles[bi].par_iter().try_for_each(|bundle| {
             let cache = bundle
                 .cache
@@ -520,16 +537,30 @@ impl SenderDb {
                 let ct = if l == 0 {
                     eval_direct(&ev, &ntt_powers, poly)?
                 } else {
-                    eval_paterson_stockmeyer(&ev, &ntt_powers, &powers, poly, l, rk)?
+                    let rk = rk.ok_or_else(|| {
+                        Error::Malformed(
+                            "the query lacks the relinearization keys these parameters need".into(),
+                        )
+                    })?;
+                    eval_paterson_stockmeyer(&ev, &ntt_powers, &high_powers, poly, l, rk)?
                 };
-                let low = ev.mod_switch_to_level(&ct, self.he.max_level())?;
-                Ok(low.to_bytes(&self.he)?)
+                // Switched to the last level and compressed: the receiver
+                // only decrypts it.
+                Ok(ev.compress(&ct, bits)?.to_bytes(&self.he)?)
             };
+            // The matching and label polynomials are independent.
+            let mut polys: Vec<Vec<u8>> = std::iter::once(&cache.matching)
+                .chain(&cache.labels)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(eval)
+                .collect::<Result<_>>()?;
+            let labels = polys.split_off(1);
             let part = ResultPart {
                 bundle_index: bi as u32,
                 total_parts: total,
-                matching: eval(&cache.matching)?,
-                labels: cache.labels.iter().map(eval).collect::<Result<_>>()?,
+                matching: polys.pop().expect("the matching polynomial comes first"),
+                labels,
             };
             tx.send(Ok(part))
                 .map_err(|_| Error::Malformed("answer consumer stopped".into()))
@@ -731,34 +762,56 @@ impl CacheContext<'_> {
 }
 
 /// Computes every target power of the DAG from the query's source powers,
-/// relinearizing each product. Returns `powers[p]` for `p` up to the largest target.
+/// relinearizing each product. Returns `powers[p]` for `p` up to the
+/// largest target. The DAG is evaluated depth by depth, with every product
+/// of one depth computed in parallel (a product only reads shallower powers).
 fn compute_powers(
     ev: &Evaluator,
     dag: &PowersDag,
     query_powers: &[u32],
-    sources: &[Ciphertext],
-    rk: &RelinKeys,
+    sources: Vec<Ciphertext>,
+    rk: Option<&RelinKeys>,
 ) -> Result<Vec<Option<Ciphertext>>> {
     let max = dag.nodes().last().map_or(0, |n| n.power as usize);
     let mut powers: Vec<Option<Ciphertext>> = vec![None; max + 1];
     for (p, ct) in query_powers.iter().zip(sources) {
-        powers[*p as usize] = Some(ct.clone());
+        powers[*p as usize] = Some(ct);
     }
-    for node in dag.nodes() {
-        if let Some((a, b)) = node.parents {
-            let get = |x: u32| {
-                powers[x as usize]
-                    .as_ref()
-                    .ok_or(Error::UnreachablePower { power: x })
-            };
-            let ct = if a == b {
-                let mut c = ev.square(get(a)?)?;
-                ev.relinearize_assign(&mut c, rk)?;
-                c
-            } else {
-                ev.multiply_relin(get(a)?, get(b)?, rk)?
-            };
-            powers[node.power as usize] = Some(ct);
+    for depth in 1..=dag.depth() {
+        let level: Vec<(u32, u32, u32)> = dag
+            .nodes()
+            .iter()
+            .filter(|n| n.depth == depth)
+            .filter_map(|n| n.parents.map(|(a, b)| (n.power, a, b)))
+            .collect();
+        if level.is_empty() {
+            continue;
+        }
+        let rk = rk.ok_or_else(|| {
+            Error::Malformed(
+                "the query lacks the relinearization keys these parameters need".into(),
+            )
+        })?;
+        let computed: Vec<(u32, Ciphertext)> = level
+            .par_iter()
+            .map(|&(p, a, b)| {
+                let get = |x: u32| {
+                    powers[x as usize]
+                        .as_ref()
+                        .ok_or(Error::UnreachablePower { power: x })
+                };
+                let ct = if a == b {
+                    let mut c = ev.square(get(a)?)?;
+                    ev.relinearize_assign(&mut c, rk)?;
+                    c
+                } else {
+                    ev.multiply_relin(get(a)?, get(b)?, rk)?
+                };
+                Ok((p, ct))
+            })
+            .collect::<Result<_>>()?;
+        for (p, ct) in computed {
+            powers[p as usize] = Some(ct);
         }
     }
     Ok(powers)
@@ -806,12 +859,11 @@ fn eval_paterson_stockmeyer(
 ) -> Result<Ciphertext> {
     let degree = poly.ntt.len() - 1;
     let block = l + 1;
-    let power = |v: &[Option<Ciphertext>], p: usize| -> Result<Ciphertext> {
+    fn power(v: &[Option<Ciphertext>], p: usize) -> Result<&Ciphertext> {
         v.get(p)
             .and_then(Option::as_ref)
-            .cloned()
             .ok_or(Error::UnreachablePower { power: p as u32 })
-    };
+    }
     let add = |acc: &mut Option<Ciphertext>, x: Ciphertext| -> Result<()> {
         match acc {
             None => *acc = Some(x),
@@ -847,12 +899,12 @@ fn eval_paterson_stockmeyer(
         }
         if let Some(mut x) = inner {
             ev.transform_from_ntt(&mut x)?;
-            add(&mut products, ev.multiply(&x, &power(powers, base)?)?)?;
+            add(&mut products, ev.multiply(&x, power(powers, base)?)?)?;
         }
         if let Some(Some(c)) = poly.ntt.get(base) {
             add(
                 &mut plain_terms,
-                ev.multiply_plain_ntt(&power(ntt_powers, base)?, c)?,
+                ev.multiply_plain_ntt(power(ntt_powers, base)?, c)?,
             )?;
         }
     }

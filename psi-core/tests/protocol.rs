@@ -157,11 +157,50 @@ fn hostile_queries_are_errors() {
     let mut q = query.clone();
     q.powers[0][0].truncate(100);
     assert!(db.answer_all(&q).is_err());
-    let mut q = query.clone();
-    q.relin_keys[20] ^= 0xff;
-    let _ = db.answer_all(&q); // an error or a garbage answer, never a panic
+    if query.relin_keys.is_some() {
+        let mut q = query.clone();
+        q.relin_keys.as_mut().unwrap()[20] ^= 0xff;
+        let _ = db.answer_all(&q); // an error or a garbage answer, never a panic
+        // Parameters with ciphertext products need the keys.
+        let mut q = query.clone();
+        q.relin_keys = None;
+        assert!(db.answer_all(&q).is_err());
+    }
     let bad = OprfRequest {
         elements: vec![[0xff; 32]],
     };
     assert!(db.evaluate_oprf(&bad).is_err());
+}
+
+#[test]
+fn queries_carry_relin_keys_only_when_the_sender_multiplies() {
+    // Every needed power sent: no products, no relinearization keys.
+    let mut p = params(true, 0);
+    p.max_items_per_bin = 6;
+    p.query_powers = (1..=6).collect();
+    let db = build(&p, 0..3000);
+    let receiver = Receiver::new(p.clone()).unwrap();
+    let (req, pending) = receiver.oprf_request(&[item(7).as_slice()]).unwrap();
+    let (query, state) = receiver
+        .create_query(pending, &db.evaluate_oprf(&req).unwrap())
+        .unwrap();
+    assert!(query.relin_keys.is_none());
+    let parts = db
+        .answer_all(&Query::from_wire(&query.to_wire()).unwrap())
+        .unwrap();
+    assert!(receiver.min_noise_budget(&parts).unwrap() >= 2);
+    let r = receiver.decode(&state, &parts).unwrap();
+    assert!(r[0].matched);
+    let mut l = label(7);
+    l.resize(p.label_byte_count, 0);
+    assert_eq!(r[0].label.as_ref().unwrap(), &l);
+    // Products (and Paterson-Stockmeyer) need them.
+    for p in [params(false, 0), params(false, 3)] {
+        let receiver = Receiver::new(p).unwrap();
+        let (req, pending) = receiver.oprf_request(&[item(7).as_slice()]).unwrap();
+        let (query, _) = receiver
+            .create_query(pending, &db.evaluate_oprf(&req).unwrap())
+            .unwrap();
+        assert!(query.relin_keys.is_some());
+    }
 }
