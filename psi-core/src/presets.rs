@@ -146,8 +146,9 @@ const COST_CT_PRODUCT: f64 = 2500.0;
 const COST_PLAIN_PRODUCT: f64 = 25.0;
 const COST_PART: f64 = 400.0;
 /// Cost of one byte on the wire (up or down) in microseconds, so that
-/// bytes weigh in the choice (10 ms per 110 KB).
-const COST_BYTE: f64 = 10_000.0 / 110_000.0;
+/// bytes weigh in the choice (about 300 ms per MB: the byte targets,
+/// APSI's figures, bind harder than compute).
+const COST_BYTE: f64 = 0.3;
 
 /// A small set of query powers from which every power in `targets` is
 /// reachable within `max_depth` products (at most `max_sources` of them):

@@ -386,7 +386,7 @@ impl SenderDb {
                         .ntt
                         .iter()
                         .flatten()
-                        .map(|x| (self.he.moduli_count_at(x.level()) * self.he.degree() * 8) as u64)
+                        .map(|x| x.heap_bytes() as u64)
                         .sum::<u64>();
                 }
             }
@@ -754,7 +754,7 @@ impl CacheContext<'_> {
                 ntt.push(None);
             } else {
                 let pt = encoder.encode(row)?;
-                ntt.push(Some(PlaintextNtt::new(self.he, &pt, 0)?));
+                ntt.push(Some(PlaintextNtt::new_compact(self.he, &pt, 0)?));
             }
         }
         Ok(PolyPlaintexts { constant, ntt })
