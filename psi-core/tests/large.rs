@@ -52,7 +52,7 @@ fn million_item_sender_labeled_1024_query() {
     let results = receiver.decode(&state, &parts).unwrap();
     for (i, r) in results.iter().enumerate() {
         let i = i as u64;
-        assert_eq!(r.matched, i % 2 == 0, "query item {i}");
+        assert_eq!(r.matched, i.is_multiple_of(2), "query item {i}");
         if r.matched {
             assert_eq!(
                 &r.label.as_ref().unwrap()[..8],
