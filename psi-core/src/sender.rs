@@ -511,7 +511,9 @@ impl SenderDb {
         let bits = CompressionBits::for_params(&self.he);
         let powers = compute_powers(&ev, &self.dag, &self.params.query_powers, sources, rk)?;
         let l = self.params.ps_low_degree as usize;
-        // Every power in NTT form for plain products; Paterson-Stockmeyer
+        let level = plain_level(&self.params, &self.he);
+        // Every power in NTT form for plain products (at the plaintexts'
+        // level, see `plain_level`); Paterson-Stockmeyer
         // also multiplies by the high powers (multiples of L + 1) in
         // coefficient form, so only those keep a coefficient-form copy.
         let (ntt_powers, high_powers): (Vec<Option<Ciphertext>>, Vec<Option<Ciphertext>>) = powers
@@ -522,6 +524,9 @@ impl SenderDb {
                     return Ok((None, None));
                 };
                 let high = (l > 0 && p > 0 && p % (l + 1) == 0).then(|| c.clone());
+                if level > 0 {
+                    c = ev.mod_switch_to_level(&c, level)?;
+                }
                 ev.transform_to_ntt(&mut c)?;
                 Ok((Some(c), high))
             })
@@ -658,6 +663,22 @@ fn key_check(key: &OprfKey) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The level at which the sender multiplies the powers by its plaintexts
+/// and stores those plaintexts: one prime above the last (the powers are
+/// switched down to it after they are computed, which keeps their relative
+/// noise), so each stored plaintext and each plain product costs one
+/// prime less than at the top level: a third less memory and work with
+/// three ciphertext primes. With only two primes, or with
+/// Paterson-Stockmeyer (whose ciphertext products need the headroom), the
+/// top level.
+fn plain_level(params: &PsiParams, he: &BfvParameters) -> usize {
+    if params.ps_low_degree > 0 {
+        0
+    } else {
+        he.max_level().saturating_sub(1)
+    }
+}
+
 /// Everything needed to turn a bundle's entries into plaintexts.
 struct CacheContext<'a> {
     params: &'a PsiParams,
@@ -754,7 +775,11 @@ impl CacheContext<'_> {
                 ntt.push(None);
             } else {
                 let pt = encoder.encode(row)?;
-                ntt.push(Some(PlaintextNtt::new_compact(self.he, &pt, 0)?));
+                ntt.push(Some(PlaintextNtt::new_compact(
+                    self.he,
+                    &pt,
+                    plain_level(self.params, self.he),
+                )?));
             }
         }
         Ok(PolyPlaintexts { constant, ntt })

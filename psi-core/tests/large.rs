@@ -49,6 +49,10 @@ fn million_item_sender_labeled_1024_query() {
         .create_query(pending, &db.evaluate_oprf(&req).unwrap())
         .unwrap();
     let parts = db.answer_all(&q).unwrap();
+    // Full bins (the largest polynomial degree) still leave noise headroom.
+    let budget = receiver.min_noise_budget(&parts).unwrap();
+    eprintln!("result noise budget: {budget} bits");
+    assert!(budget >= 4, "noise budget {budget}");
     let results = receiver.decode(&state, &parts).unwrap();
     for (i, r) in results.iter().enumerate() {
         let i = i as u64;
