@@ -128,6 +128,25 @@ impl Evaluator {
         Ok(dm)
     }
 
+    /// Applies `op` to the first polynomial and the scaled plaintext `Δ pt`
+    /// (in the ciphertext's representation).
+    fn plain_assign(
+        &self,
+        ct: &mut Ciphertext,
+        pt: &Plaintext,
+        op: fn(&BfvParameters, &[usize], &mut [u64], &[u64]),
+    ) -> Result<()> {
+        ct.check(&self.params)?;
+        let dm = self.scaled_plain_in_form(ct, pt)?;
+        op(
+            &self.params,
+            &rns::basis_q(&self.params, ct.level),
+            &mut ct.polys[0],
+            &dm,
+        );
+        Ok(())
+    }
+
     /// `ct + pt`.
     pub fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
         let mut out = ct.clone();
@@ -137,15 +156,7 @@ impl Evaluator {
 
     /// `ct += pt` (touches only the first polynomial: a seeded ciphertext stays seeded).
     pub fn add_plain_assign(&self, ct: &mut Ciphertext, pt: &Plaintext) -> Result<()> {
-        ct.check(&self.params)?;
-        let dm = self.scaled_plain_in_form(ct, pt)?;
-        rns::add_assign(
-            &self.params,
-            &rns::basis_q(&self.params, ct.level),
-            &mut ct.polys[0],
-            &dm,
-        );
-        Ok(())
+        self.plain_assign(ct, pt, rns::add_assign)
     }
 
     /// `ct - pt`.
@@ -157,15 +168,7 @@ impl Evaluator {
 
     /// `ct -= pt`.
     pub fn sub_plain_assign(&self, ct: &mut Ciphertext, pt: &Plaintext) -> Result<()> {
-        ct.check(&self.params)?;
-        let dm = self.scaled_plain_in_form(ct, pt)?;
-        rns::sub_assign(
-            &self.params,
-            &rns::basis_q(&self.params, ct.level),
-            &mut ct.polys[0],
-            &dm,
-        );
-        Ok(())
+        self.plain_assign(ct, pt, rns::sub_assign)
     }
 
     /// Transforms every polynomial to NTT form (no-op if already there).
