@@ -163,8 +163,12 @@ impl fmt::Debug for RelinKeys {
 
 impl RelinKeys {
     /// Generates relinearization keys (fresh randomness from the OS).
+    ///
+    /// Fails on parameters built
+    /// [without key switching](crate::BfvParametersBuilder::without_key_switching).
     pub fn new(sk: &SecretKey) -> Result<Self> {
         let params = &sk.params;
+        params.require_key_switching()?;
         let n = params.degree();
         let basis = rns::basis_q_special(params, 0);
         let k = params.moduli().len();

@@ -62,6 +62,7 @@ pub struct BfvParametersBuilder {
     moduli: Option<ModuliSpec>,
     special: Option<u64>,
     special_bits: Option<u32>,
+    no_key_switching: bool,
     insecure: bool,
 }
 
@@ -112,6 +113,30 @@ impl BfvParametersBuilder {
     /// largest ciphertext prime's size).
     pub fn special_modulus_bits(mut self, bits: u32) -> Self {
         self.special_bits = Some(bits);
+        self
+    }
+
+    /// Parameters without key switching, as SEAL does for a single
+    /// coefficient prime: relinearization keys cannot be generated or
+    /// loaded, so the special prime never touches a key or ciphertext and
+    /// the security bound counts the ciphertext primes alone (for example
+    /// one 54-bit prime at `n = 2048`). Ciphertext products still work but
+    /// stay at three polynomials.
+    ///
+    /// ```
+    /// use he_core::BfvParametersBuilder;
+    /// let params = BfvParametersBuilder::new()
+    ///     .degree(2048)
+    ///     .plaintext_modulus(12289)
+    ///     .moduli_bits(&[54])
+    ///     .without_key_switching()
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(!params.supports_key_switching());
+    /// assert_eq!(params.log_q(), 54);
+    /// ```
+    pub fn without_key_switching(mut self) -> Self {
+        self.no_key_switching = true;
         self
     }
 
@@ -199,6 +224,11 @@ impl BfvParametersBuilder {
             .map(|p| 64 - p.leading_zeros())
             .max()
             .expect("non-empty");
+        if self.no_key_switching && (self.special.is_some() || self.special_bits.is_some()) {
+            return Err(Error::InvalidParameters(
+                "a special prime was set on parameters without key switching".into(),
+            ));
+        }
         let special = match (self.special, self.special_bits) {
             (Some(p), None) => p,
             (None, bits) => {
@@ -228,8 +258,15 @@ impl BfvParametersBuilder {
                 64 - special.leading_zeros()
             )));
         }
+        // Without key switching the special prime is internal only (no key
+        // or ciphertext is ever formed modulo it): the bound covers q alone.
+        let counted = if self.no_key_switching {
+            None
+        } else {
+            Some(&special)
+        };
         let mut full = BigUint::one();
-        for &p in q.iter().chain(std::iter::once(&special)) {
+        for &p in q.iter().chain(counted) {
             full = full.mul_u64(p);
         }
         let log_q = full.bits();
@@ -250,7 +287,15 @@ impl BfvParametersBuilder {
                 }
             }
         }
-        BfvParameters::assemble(n, t, q, special, log_q, self.insecure)
+        BfvParameters::assemble(
+            n,
+            t,
+            q,
+            special,
+            !self.no_key_switching,
+            log_q,
+            self.insecure,
+        )
     }
 }
 
@@ -320,6 +365,7 @@ pub struct BfvParameters {
     k: usize,
     aux: usize,
     log_q: u32,
+    key_switching: bool,
     insecure: bool,
     fingerprint: [u8; 8],
     pub(crate) levels: Vec<LevelContext>,
@@ -337,6 +383,7 @@ impl BfvParameters {
         t: u64,
         q: Vec<u64>,
         special: u64,
+        key_switching: bool,
         log_q: u32,
         insecure: bool,
     ) -> Result<Arc<Self>> {
@@ -381,6 +428,9 @@ impl BfvParameters {
             hasher.update(p.to_le_bytes());
         }
         hasher.update(special.to_le_bytes());
+        if !key_switching {
+            hasher.update(b"no key switching");
+        }
         let digest = hasher.finalize();
         let mut fingerprint = [0u8; 8];
         fingerprint.copy_from_slice(&digest[..8]);
@@ -401,6 +451,7 @@ impl BfvParameters {
             k,
             aux,
             log_q,
+            key_switching,
             insecure,
             fingerprint,
             levels,
@@ -553,7 +604,14 @@ impl BfvParameters {
         self.aux
     }
 
-    /// Bit size of the full modulus `q * p_special` checked against the security bound.
+    /// Whether relinearization (key switching) is available; see
+    /// [`BfvParametersBuilder::without_key_switching`].
+    pub fn supports_key_switching(&self) -> bool {
+        self.key_switching
+    }
+
+    /// Bit size of the modulus checked against the security bound: `q *
+    /// p_special`, or `q` alone without key switching.
     pub fn log_q(&self) -> u32 {
         self.log_q
     }
@@ -588,6 +646,19 @@ impl BfvParameters {
     /// Index of the special prime in the internal moduli list.
     pub(crate) fn special_index(&self) -> usize {
         self.k
+    }
+
+    /// An error unless key switching is available.
+    pub(crate) fn require_key_switching(&self) -> Result<()> {
+        if self.key_switching {
+            Ok(())
+        } else {
+            Err(Error::InvalidParameters(
+                "these parameters have no key switching (built without a special prime): \
+                 relinearization keys cannot be generated or loaded"
+                    .into(),
+            ))
+        }
     }
 
     /// Index of the first auxiliary prime in the internal moduli list.

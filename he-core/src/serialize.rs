@@ -391,6 +391,7 @@ impl RelinKeys {
 
     /// Decodes and validates relinearization keys of `params`.
     pub fn from_bytes(bytes: &[u8], params: &Arc<BfvParameters>) -> Result<Self> {
+        params.require_key_switching()?;
         let mut r = Reader::new(bytes, tag::RELIN_KEYS, params)?;
         let rows_count = r.u8()? as usize;
         if rows_count != params.moduli().len() {

@@ -241,3 +241,98 @@ fn mismatched_operands_are_errors() {
     assert!(ev.multiply_plain_accumulate(&[]).is_err());
     assert!(format!("{:?}", s.sk).contains("REDACTED"));
 }
+
+/// `n = 2048` with one 54-bit prime and no key switching (as APSI's
+/// single-item sets): the bound counts `q` alone, relinearization keys are
+/// refused, and encryption, plain products, accumulation and compression
+/// still work exactly.
+#[test]
+fn parameters_without_key_switching() {
+    let params = BfvParametersBuilder::new()
+        .degree(2048)
+        .plaintext_modulus(12289)
+        .moduli_bits(&[54])
+        .without_key_switching()
+        .build()
+        .unwrap();
+    assert!(!params.supports_key_switching());
+    assert!(!params.is_insecure());
+    assert_eq!(params.log_q(), 54);
+    // With a special prime the same ring would exceed the 54-bit bound.
+    assert!(matches!(
+        BfvParametersBuilder::new()
+            .degree(2048)
+            .plaintext_modulus(12289)
+            .moduli_bits(&[54])
+            .build(),
+        Err(Error::InsecureParameters { .. })
+    ));
+    assert!(
+        BfvParametersBuilder::new()
+            .degree(2048)
+            .plaintext_modulus(12289)
+            .moduli_bits(&[40])
+            .special_modulus_bits(40)
+            .without_key_switching()
+            .build()
+            .is_err()
+    );
+    let sk = SecretKey::random(&params).unwrap();
+    assert!(matches!(
+        RelinKeys::new(&sk),
+        Err(Error::InvalidParameters(_))
+    ));
+    // Keys of the same primes with key switching do not load here.
+    let with_ks = BfvParametersBuilder::new()
+        .degree(2048)
+        .plaintext_modulus(12289)
+        .moduli(
+            &params
+                .moduli()
+                .iter()
+                .map(|m| m.value())
+                .collect::<Vec<_>>(),
+        )
+        .special_modulus(params.special_modulus().value())
+        .insecure_skip_security_check_for_tests()
+        .build()
+        .unwrap();
+    assert_ne!(with_ks.fingerprint(), params.fingerprint());
+    let rk = RelinKeys::new(&SecretKey::random(&with_ks).unwrap()).unwrap();
+    let rk_bytes = rk.to_bytes(&with_ks).unwrap();
+    assert!(RelinKeys::from_bytes(&rk_bytes, &params).is_err());
+
+    let t = params.plaintext().value();
+    let enc = BatchEncoder::new(&params);
+    let ev = Evaluator::new(&params);
+    let dec = Decryptor::new(&sk);
+    let x = random_slots(2048, t, 1);
+    let mut ct = sk.encrypt_symmetric(&enc.encode(&x).unwrap()).unwrap();
+    ev.transform_to_ntt(&mut ct).unwrap();
+    // A 72-term sum of products with uniform plaintexts, as a PSI bin
+    // bundle evaluates.
+    let plains: Vec<Vec<u64>> = (0..72).map(|i| random_slots(2048, t, 100 + i)).collect();
+    let pts: Vec<PlaintextNtt> = plains
+        .iter()
+        .map(|p| PlaintextNtt::new_compact(&params, &enc.encode(p).unwrap(), 0).unwrap())
+        .collect();
+    let pairs: Vec<(&Ciphertext, &PlaintextNtt)> = pts.iter().map(|p| (&ct, p)).collect();
+    let mut sum = ev.multiply_plain_accumulate(&pairs).unwrap();
+    ev.transform_from_ntt(&mut sum).unwrap();
+    let mut expected = vec![0u64; 2048];
+    for p in &plains {
+        for (e, v) in expected.iter_mut().zip(mul_mod(&x, p, t)) {
+            *e = (*e + v) % t;
+        }
+    }
+    assert!(dec.noise_budget(&sum).unwrap() >= 8);
+    assert_eq!(enc.decode(&dec.decrypt(&sum).unwrap()).unwrap(), expected);
+    let small = ev
+        .compress(&sum, CompressionBits::for_params(&params))
+        .unwrap();
+    assert_eq!(
+        enc.decode(&dec.decrypt_compressed(&small).unwrap())
+            .unwrap(),
+        expected
+    );
+}

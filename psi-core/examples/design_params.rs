@@ -15,14 +15,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(&path, params.to_json() + "\n")?;
         let dag = params.validate()?;
         println!(
-            "{:<12} table {:>5} h {} B {:>3} f {} L {:>2} powers {:?} depth {} log2 FP {:.1}",
+            "{:<12} n {:>5} q {:?} table {:>5} h {} B {:>3} f {} L {:>2} powers {} depth {} log2 FP {:.1}",
             p.name,
+            params.bfv.poly_modulus_degree,
+            params.bfv.coeff_modulus_bits,
             params.table_size,
             params.hash_functions,
             params.max_items_per_bin,
             params.felts_per_item,
             params.ps_low_degree,
-            params.query_powers,
+            params.query_powers.len(),
             dag.depth(),
             params.false_positive_log2(p.receiver_items, p.sender_items)
         );

@@ -17,7 +17,7 @@ pub const MAX_BLOB_BYTES: usize = 64 << 20;
 /// Most bundle indices in a query.
 pub const MAX_BUNDLE_INDICES: usize = 1 << 12;
 /// Most query powers per bundle index.
-pub const MAX_QUERY_POWERS: usize = 64;
+pub use crate::params::MAX_QUERY_POWERS;
 /// Most label ciphertexts in one result part.
 pub const MAX_LABEL_PARTS: usize = 1 << 10;
 

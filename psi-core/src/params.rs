@@ -37,6 +37,11 @@ pub const MAX_LABEL_BYTES: usize = 1024;
 pub const MAX_POLY_MODULUS_DEGREE: usize = 1 << 17;
 /// Largest number of coefficient moduli.
 pub const MAX_COEFF_MODULI: usize = 64;
+/// Smallest accepted [`PsiParams::direct_noise_margin_bits`] for sets
+/// without key switching (32 standard deviations).
+pub const MIN_NOISE_MARGIN_BITS: f64 = 5.0;
+/// Most query powers (ciphertexts per table row in a query).
+pub const MAX_QUERY_POWERS: usize = 256;
 /// Required bound on the false-positive probability per query: `2^-40`.
 pub const FALSE_POSITIVE_LOG2_BOUND: f64 = -40.0;
 /// Version of the wire form of [`PsiParams`].
@@ -261,6 +266,12 @@ impl PsiParams {
         if qp.windows(2).any(|w| w[0] >= w[1]) {
             return Err(invalid("query_powers", "must be sorted and distinct"));
         }
+        if qp.len() > MAX_QUERY_POWERS {
+            return Err(invalid(
+                "query_powers",
+                format!("{} powers exceed the limit of {MAX_QUERY_POWERS}", qp.len()),
+            ));
+        }
         let _ = bits_per_felt(&tm);
         let log2_fp = self.false_positive_log2(1, 0);
         if log2_fp > FALSE_POSITIVE_LOG2_BOUND {
@@ -269,7 +280,55 @@ impl PsiParams {
                 log2_fp,
             });
         }
-        PowersDag::new(qp, &self.target_powers())
+        let dag = PowersDag::new(qp, &self.target_powers())?;
+        if !self.has_key_switching() {
+            if self.ps_low_degree > 0 || dag.depth() > 0 {
+                return Err(invalid(
+                    "query_powers",
+                    "with one coefficient prime (no key switching) the sender cannot multiply \
+                     ciphertexts: every needed power must be a query power and ps_low_degree 0",
+                ));
+            }
+            let margin = self.direct_noise_margin_bits();
+            if margin < MIN_NOISE_MARGIN_BITS {
+                return Err(invalid(
+                    "bfv.coeff_modulus_bits",
+                    format!(
+                        "the noise budget would run out: a bin polynomial of degree {} leaves \
+                         {margin:.1} bits of margin, below {MIN_NOISE_MARGIN_BITS}",
+                        self.max_items_per_bin
+                    ),
+                ));
+            }
+        }
+        Ok(dag)
+    }
+
+    /// Noise margin, in bits, of a bin polynomial evaluated directly on
+    /// fresh query powers (no ciphertext products): `log2(q / 2t)` minus the
+    /// log2 standard deviation of `sum_{j <= B} e_j p_j`, with `e_j` fresh
+    /// errors (sigma 3.24) and `p_j` plaintexts with centered coefficients
+    /// uniform mod `t` (standard deviation `t / sqrt 12`): `3.24 sqrt(n B)
+    /// t / sqrt 12`. Decryption fails only past `2^margin` standard
+    /// deviations.
+    pub fn direct_noise_margin_bits(&self) -> f64 {
+        let n = self.bfv.poly_modulus_degree as f64;
+        let t = self.bfv.plain_modulus as f64;
+        let b = self.max_items_per_bin.max(1) as f64;
+        let q_bits: u32 = if self.has_key_switching() {
+            let (_, q) = self
+                .bfv
+                .coeff_modulus_bits
+                .split_last()
+                .unwrap_or((&0, &[]));
+            q.iter().sum()
+        } else {
+            self.bfv.coeff_modulus_bits.iter().sum()
+        };
+        let std = 3.24 * (n * b).sqrt() * t / 12f64.sqrt();
+        // Primes of `bits` bits lie in [2^(bits-1), 2^bits).
+        let log_q = q_bits as f64 - self.bfv.coeff_modulus_bits.len() as f64 * 0.5;
+        log_q - (2.0 * t).log2() - std.log2()
     }
 
     /// [`validate`](Self::validate), plus the check that a query of
@@ -290,21 +349,27 @@ impl PsiParams {
     /// Builds the BFV parameters. `bfv.coeff_modulus_bits` lists the
     /// ciphertext primes followed by the special (key-switching) prime, as in
     /// SEAL; the whole product is checked against the 128-bit security bound.
+    /// A single entry, as in SEAL, is one ciphertext prime and no key
+    /// switching ([`he_core::BfvParametersBuilder::without_key_switching`]):
+    /// the sender then multiplies no ciphertexts, so every power it needs
+    /// must be a query power.
     pub fn he_params(&self) -> Result<std::sync::Arc<he_core::BfvParameters>> {
         let bits = &self.bfv.coeff_modulus_bits;
-        if bits.len() < 2 {
-            return Err(invalid(
-                "bfv.coeff_modulus_bits",
-                "need at least one ciphertext prime and the special prime",
-            ));
-        }
-        let (special, q) = bits.split_last().expect("length checked above");
-        Ok(he_core::BfvParametersBuilder::new()
+        let builder = he_core::BfvParametersBuilder::new()
             .degree(self.bfv.poly_modulus_degree)
-            .plaintext_modulus(self.bfv.plain_modulus)
-            .moduli_bits(q)
-            .special_modulus_bits(*special)
-            .build()?)
+            .plaintext_modulus(self.bfv.plain_modulus);
+        let builder = match bits.as_slice() {
+            [] => return Err(invalid("bfv.coeff_modulus_bits", "is empty")),
+            [q] => builder.moduli_bits(&[*q]).without_key_switching(),
+            [q @ .., special] => builder.moduli_bits(q).special_modulus_bits(*special),
+        };
+        Ok(builder.build()?)
+    }
+
+    /// Whether the BFV parameters have key switching (a special prime):
+    /// more than one entry in `bfv.coeff_modulus_bits`.
+    pub fn has_key_switching(&self) -> bool {
+        self.bfv.coeff_modulus_bits.len() > 1
     }
 
     /// A 32-byte fingerprint of the parameters: SHA-512 of the wire form,

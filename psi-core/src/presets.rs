@@ -32,7 +32,7 @@
 //! result ciphertexts).
 
 use crate::error::{Error, Result};
-use crate::params::{BfvSpec, PsiParams};
+use crate::params::{BfvSpec, MIN_NOISE_MARGIN_BITS, PsiParams};
 
 /// A named parameter set for a (sender, receiver, label) size.
 #[derive(Clone, Copy, Debug)]
@@ -88,23 +88,27 @@ pub const PRESETS: &[Preset] = &[
 
 const NONCE_BYTES: usize = 16;
 const MAX_LOAD: f64 = 0.7;
-/// Most query powers (each one ciphertext per table row in the upload).
-const MAX_QUERY_POWERS: usize = 8;
 
 /// A BFV configuration [`design`] may choose.
 struct BfvChoice {
     degree: usize,
+    /// Ciphertext primes then the special prime; empty: one ciphertext
+    /// prime and no key switching, sized per bin degree by the noise model
+    /// ([`PsiParams::direct_noise_margin_bits`]).
     coeff_modulus_bits: &'static [u32],
     plain_modulus: u64,
     /// Bits per field element (`floor(log2 t)`).
     felt_bits: u32,
     /// Largest multiplicative depth of the powers.
     max_powers_depth: u32,
+    /// Most query powers (each one ciphertext per table row in the upload).
+    max_query_powers: usize,
     /// Whether Paterson-Stockmeyer (one more ciphertext product) fits.
     paterson_stockmeyer: bool,
     /// Only for single-item queries.
     single_item_only: bool,
-    /// Cost of ring operations relative to `n = 8192` with three primes.
+    /// Cost of ring operations relative to `n = 8192` with the plaintexts
+    /// on two primes.
     op_scale: f64,
 }
 
@@ -113,10 +117,11 @@ struct BfvChoice {
 /// then a plain product (and one more ciphertext product with
 /// Paterson-Stockmeyer).
 ///
-/// `n = 4096`: primes of 36, 36 bits and a 37-bit special prime (109 bits),
-/// `t = 65537`: no ciphertext product (every needed power is a query power,
-/// so queries carry no relinearization keys), one plain product; small
-/// queries and results for single-item queries.
+/// Single-item queries, as APSI's: `n = 2048` (`t = 12289`) or `n = 4096`
+/// (`t = 65537`), one ciphertext prime and no key switching. The receiver
+/// sends every power the sender needs, the sender multiplies no
+/// ciphertexts, and the prime is as small as the noise allows (at most 54
+/// bits at `n = 2048`): small queries, small results.
 const BFV_CHOICES: &[BfvChoice] = &[
     BfvChoice {
         degree: 8192,
@@ -124,21 +129,46 @@ const BFV_CHOICES: &[BfvChoice] = &[
         plain_modulus: 1_032_193,
         felt_bits: 19,
         max_powers_depth: 2,
+        max_query_powers: 8,
         paterson_stockmeyer: true,
         single_item_only: false,
         op_scale: 1.0,
     },
     BfvChoice {
+        degree: 2048,
+        coeff_modulus_bits: &[],
+        plain_modulus: 12_289,
+        felt_bits: 13,
+        max_powers_depth: 0,
+        max_query_powers: 128,
+        paterson_stockmeyer: false,
+        single_item_only: true,
+        op_scale: 1.0 / 8.0,
+    },
+    BfvChoice {
         degree: 4096,
-        coeff_modulus_bits: &[36, 36, 37],
+        coeff_modulus_bits: &[],
         plain_modulus: 65_537,
         felt_bits: 16,
         max_powers_depth: 0,
+        max_query_powers: 128,
         paterson_stockmeyer: false,
         single_item_only: true,
-        op_scale: 1.0 / 3.0,
+        op_scale: 1.0 / 4.0,
     },
 ];
+
+/// The one ciphertext prime's size for a set without key switching: the
+/// smallest keeping [`PsiParams::direct_noise_margin_bits`] at
+/// [`MIN_NOISE_MARGIN_BITS`], if the security bound allows it.
+fn direct_prime_bits(p: &PsiParams) -> Option<u32> {
+    let mut probe = p.clone();
+    probe.bfv.coeff_modulus_bits = vec![0];
+    let needed = MIN_NOISE_MARGIN_BITS - probe.direct_noise_margin_bits();
+    let bits = needed.ceil().max(1.0) as u32;
+    let bound = he_core::max_log_q_128(p.bfv.poly_modulus_degree)?;
+    (bits <= bound.min(60)).then_some(bits)
+}
 
 /// Estimated costs in microseconds (n = 8192, three ciphertext primes, one
 /// core), from `cargo bench -p he-core --bench bfv`; only their ratios matter.
@@ -156,6 +186,10 @@ const COST_BYTE: f64 = 0.3;
 /// `None` when no such set is found.
 pub fn query_powers_for(targets: &[u32], max_depth: u32, max_sources: usize) -> Option<Vec<u32>> {
     let max = *targets.last()? as usize;
+    if max_depth == 0 {
+        // No products: every target is a source.
+        return (targets.len() <= max_sources).then(|| targets.to_vec());
+    }
     let is_target = {
         let mut v = vec![false; max + 1];
         for &t in targets {
@@ -225,31 +259,19 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
         });
     }
     let mut best: Option<(f64, PsiParams)> = None;
+    // The greedy source search depends only on the targets and the limits.
+    let mut sources_memo: std::collections::HashMap<(Vec<u32>, u32, usize), Option<Vec<u32>>> =
+        std::collections::HashMap::new();
     for bfv in BFV_CHOICES {
         if bfv.single_item_only && receiver_items != 1 {
             continue;
         }
-        let spec = BfvSpec {
-            poly_modulus_degree: bfv.degree,
-            coeff_modulus_bits: bfv.coeff_modulus_bits.to_vec(),
-            plain_modulus: bfv.plain_modulus,
-        };
         let n = bfv.degree as f64;
-        let (special, q_bits) = bfv
-            .coeff_modulus_bits
-            .split_last()
-            .expect("at least two primes");
-        let q_bits: u32 = q_bits.iter().sum();
-        // Seeded query ciphertexts carry one polynomial; relinearization
-        // keys one seeded row per ciphertext prime over every prime.
-        let query_ct_bytes = n * q_bits as f64 / 8.0;
-        let relin_bytes = bfv.coeff_modulus_bits.len() as f64 - 1.0;
-        let relin_bytes = relin_bytes * n * (q_bits + special) as f64 / 8.0;
         // Compressed result ciphertexts (he_core::CompressionBits::for_params).
         let t_bits = 64 - (bfv.plain_modulus - 1).leading_zeros();
         let x_bits = (22.5 * (n + 1.0)).sqrt().log2().ceil() as u32;
         let part_bytes = n * (2 * t_bits + x_bits + 12) as f64 / 8.0;
-        for f in 4..=8usize {
+        for f in 4..=12usize {
             let bins_per_bundle = bfv.degree / f;
             let (h, rows) = if receiver_items == 1 {
                 (1usize, 1usize)
@@ -261,7 +283,8 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
             let table_size = rows * bins_per_bundle;
             let per_bin = h as f64 * sender_items as f64 / table_size as f64;
             for &b in &[
-                6usize, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512,
+                6usize, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 192, 256, 384,
+                512,
             ] {
                 for &l in &[0u32, 3, 5, 7, 11, 15, 23, 31] {
                     if l != 0 && (!bfv.paterson_stockmeyer || (l as usize + 1) * 2 > b) {
@@ -276,11 +299,38 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                         ps_low_degree: l,
                         label_byte_count: label_bytes,
                         nonce_byte_count: if label_bytes == 0 { 0 } else { NONCE_BYTES },
-                        bfv: spec.clone(),
+                        bfv: BfvSpec {
+                            poly_modulus_degree: bfv.degree,
+                            coeff_modulus_bits: bfv.coeff_modulus_bits.to_vec(),
+                            plain_modulus: bfv.plain_modulus,
+                        },
                     };
+                    if bfv.coeff_modulus_bits.is_empty() {
+                        let Some(bits) = direct_prime_bits(&p) else {
+                            continue;
+                        };
+                        p.bfv.coeff_modulus_bits = vec![bits];
+                    }
+                    // Seeded query ciphertexts carry one polynomial;
+                    // relinearization keys one seeded row per ciphertext
+                    // prime over every prime.
+                    let cm = &p.bfv.coeff_modulus_bits;
+                    let (q_bits, relin_bytes) = if p.has_key_switching() {
+                        let (special, q) = cm.split_last().expect("at least two primes");
+                        let q_bits: u32 = q.iter().sum();
+                        let relin = q.len() as f64 * n * (q_bits + special) as f64 / 8.0;
+                        (q_bits, relin)
+                    } else {
+                        (cm.iter().sum(), 0.0)
+                    };
+                    let query_ct_bytes = n * q_bits as f64 / 8.0;
                     let targets = p.target_powers();
-                    let Some(sources) =
-                        query_powers_for(&targets, bfv.max_powers_depth, MAX_QUERY_POWERS)
+                    let Some(sources) = sources_memo
+                        .entry((targets, bfv.max_powers_depth, bfv.max_query_powers))
+                        .or_insert_with_key(|(targets, depth, max)| {
+                            query_powers_for(targets, *depth, *max)
+                        })
+                        .clone()
                     else {
                         continue;
                     };

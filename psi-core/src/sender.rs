@@ -112,6 +112,9 @@ pub struct SenderDb {
     label_parts: usize,
     bundles: Vec<Vec<BinBundle>>,
     items: u64,
+    /// Every item present (not saved: rebuilt on load). Inserting a new
+    /// item needs no scan of its bins' bundles for an older copy.
+    index: HashSet<u128>,
 }
 
 /// Magic bytes and version of a saved sender database.
@@ -145,6 +148,7 @@ impl SenderDb {
             label_parts,
             bundles,
             items: 0,
+            index: HashSet::new(),
         })
     }
 
@@ -237,10 +241,12 @@ impl SenderDb {
     pub fn insert_prepared(&mut self, items: Vec<PreparedItem>) -> Result<()> {
         let h = self.params.hash_functions;
         let table = self.params.table_size;
+        self.index.reserve(items.len());
         for p in items {
             let item = p.item.as_u128();
             let bins: Vec<usize> = simple_hash_bins(&p.item, h, table).collect();
-            if self.replace_label(item, &bins, &p.label) {
+            if !self.index.insert(item) {
+                self.replace_label(item, &bins, &p.label);
                 continue;
             }
             for b in bins {
@@ -259,14 +265,12 @@ impl SenderDb {
         Ok(())
     }
 
-    /// If `item` is present, sets its label in every copy and returns true.
-    fn replace_label(&mut self, item: u128, bins: &[usize], label: &Option<Arc<[u8]>>) -> bool {
-        let mut found = false;
+    /// Sets the label of `item` (present) in every copy.
+    fn replace_label(&mut self, item: u128, bins: &[usize], label: &Option<Arc<[u8]>>) {
         for &b in bins {
             let (bi, pos) = self.bin_location(b);
             for bundle in self.bundles[bi].iter_mut() {
                 if let Some(e) = bundle.bins[pos].iter_mut().find(|e| e.item == item) {
-                    found = true;
                     if e.label.as_deref() != label.as_deref() {
                         e.label = label.clone();
                         bundle.cache = None;
@@ -274,7 +278,6 @@ impl SenderDb {
                 }
             }
         }
-        found
     }
 
     fn place(&mut self, bi: usize, pos: usize, entry: Entry) {
@@ -315,6 +318,9 @@ impl SenderDb {
         let mut removed = 0;
         for h in hashed {
             let item = h.as_u128();
+            if !self.index.remove(&item) {
+                continue;
+            }
             let mut found = false;
             for b in simple_hash_bins(&h, self.params.hash_functions, self.params.table_size) {
                 let (bi, pos) = self.bin_location(b);
@@ -391,6 +397,8 @@ impl SenderDb {
                 }
             }
         }
+        // The item index: a 16-byte key and a control byte per bucket.
+        bytes += (self.index.capacity() * 17) as u64;
         SenderDbStats {
             items: self.items,
             bundles,
