@@ -14,6 +14,9 @@ use crate::rns;
 /// How many 122-bit products a `u128` accumulator absorbs before it must
 /// be reduced.
 const LAZY_PRODUCTS: usize = 60;
+/// Coefficients per tile in [`Evaluator::multiply_plain_accumulate`]:
+/// two 128-bit accumulators of this many fit in L1 with the operand tiles.
+const ACCUMULATE_TILE: usize = 512;
 
 /// Evaluates additions, multiplications, relinearization and modulus
 /// switching. Stateless apart from the shared parameters; `Sync`.
@@ -290,10 +293,14 @@ impl Evaluator {
         let n = params.degree();
         let kl = params.moduli_count_at(first.level);
         let mut polys = vec![vec![0u64; kl * n]; size];
-        let mut acc = vec![0u128; n];
-        for (s, out) in polys.iter_mut().enumerate() {
-            for i in 0..kl {
-                let m = &params.moduli[i];
+        // Tiles of coefficients keep the accumulators in L1 while every
+        // term streams through; each plaintext tile serves all polynomials.
+        let tile = ACCUMULATE_TILE.min(n);
+        let mut acc = vec![0u128; size * tile];
+        for i in 0..kl {
+            let m = &params.moduli[i];
+            for start in (0..n).step_by(tile) {
+                let range = i * n + start..i * n + start + tile;
                 acc.iter_mut().for_each(|a| *a = 0);
                 for (chunk_no, chunk) in pairs.chunks(LAZY_PRODUCTS).enumerate() {
                     if chunk_no > 0 {
@@ -302,15 +309,18 @@ impl Evaluator {
                         }
                     }
                     for (ct, pt) in chunk {
-                        let c = &ct.polys[s][i * n..(i + 1) * n];
-                        let p = &pt.data[i * n..(i + 1) * n];
-                        for ((a, &x), &y) in acc.iter_mut().zip(c).zip(p) {
-                            *a += x as u128 * y as u128;
+                        let p = &pt.data[range.clone()];
+                        for (a, poly) in acc.chunks_exact_mut(tile).zip(&ct.polys) {
+                            for ((a, &x), &y) in a.iter_mut().zip(&poly[range.clone()]).zip(p) {
+                                *a += x as u128 * y as u128;
+                            }
                         }
                     }
                 }
-                for (o, &a) in out[i * n..(i + 1) * n].iter_mut().zip(&acc) {
-                    *o = m.reduce_u128(a);
+                for (a, out) in acc.chunks_exact(tile).zip(polys.iter_mut()) {
+                    for (o, &a) in out[range.clone()].iter_mut().zip(a) {
+                        *o = m.reduce_u128(a);
+                    }
                 }
             }
         }
