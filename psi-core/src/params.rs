@@ -635,6 +635,47 @@ mod tests {
         assert_eq!(p.fingerprint(), base().fingerprint());
     }
 
+    /// One coefficient prime: no key switching, every power sent, and a
+    /// prime large enough for the noise of the bin degree.
+    #[test]
+    fn single_prime_sets() {
+        let mut p = base();
+        p.table_size = 256;
+        p.hash_functions = 1;
+        p.felts_per_item = 8;
+        p.max_items_per_bin = 72;
+        p.query_powers = (1..=72).collect();
+        p.bfv = BfvSpec {
+            poly_modulus_degree: 2048,
+            coeff_modulus_bits: vec![44],
+            plain_modulus: 12289,
+        };
+        assert!(!p.has_key_switching());
+        assert_eq!(p.validate().unwrap().depth(), 0);
+        let he = p.he_params().unwrap();
+        assert!(!he.supports_key_switching());
+        assert_eq!(he.log_q(), 44);
+        // About 2^22 of noise against q / 2t = 2^28.4: 6 bits of margin.
+        let margin = p.direct_noise_margin_bits();
+        assert!((5.0..7.0).contains(&margin), "{margin}");
+        // A smaller prime runs out of noise budget.
+        let mut small = p.clone();
+        small.bfv.coeff_modulus_bits = vec![40];
+        let e = small.validate().unwrap_err();
+        assert!(format!("{e}").contains("noise budget"), "{e}");
+        // Products need key switching.
+        let mut products = p.clone();
+        products.query_powers = vec![1, 2, 3, 4, 5, 6, 7, 8, 9];
+        let e = products.validate().unwrap_err();
+        assert!(format!("{e}").contains("no key switching"), "{e}");
+        // Too many query powers.
+        let mut many = p.clone();
+        many.max_items_per_bin = MAX_QUERY_POWERS + 1;
+        many.query_powers = (1..=MAX_QUERY_POWERS as u32 + 1).collect();
+        let e = many.validate().unwrap_err();
+        assert!(format!("{e}").contains("limit"), "{e}");
+    }
+
     #[test]
     fn rejections() {
         let check = |f: &dyn Fn(&mut PsiParams), field: &str| {
