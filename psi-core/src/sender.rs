@@ -270,11 +270,11 @@ impl SenderDb {
         for &b in bins {
             let (bi, pos) = self.bin_location(b);
             for bundle in self.bundles[bi].iter_mut() {
-                if let Some(e) = bundle.bins[pos].iter_mut().find(|e| e.item == item) {
-                    if e.label.as_deref() != label.as_deref() {
-                        e.label = label.clone();
-                        bundle.cache = None;
-                    }
+                if let Some(e) = bundle.bins[pos].iter_mut().find(|e| e.item == item)
+                    && e.label.as_deref() != label.as_deref()
+                {
+                    e.label = label.clone();
+                    bundle.cache = None;
                 }
             }
         }
