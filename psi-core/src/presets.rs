@@ -405,13 +405,14 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                     // relinearization keys one seeded row per ciphertext
                     // prime over every prime.
                     let cm = &p.bfv.coeff_modulus_bits;
-                    let (q_bits, relin_bytes) = if p.has_key_switching() {
-                        let (special, q) = cm.split_last().expect("at least two primes");
-                        let q_bits: u32 = q.iter().sum();
-                        let relin = q.len() as f64 * n * (q_bits + special) as f64 / 8.0;
-                        (q_bits, relin)
-                    } else {
-                        (cm.iter().sum(), 0.0)
+                    let (q_bits, relin_bytes) = match cm.as_slice() {
+                        [q @ .., special] if !q.is_empty() => {
+                            let q_bits: u32 = q.iter().sum();
+                            let relin = q.len() as f64 * n * (q_bits + special) as f64 / 8.0;
+                            (q_bits, relin)
+                        }
+                        // One prime: no key switching, no relinearization keys.
+                        _ => (cm.iter().sum(), 0.0),
                     };
                     let query_ct_bytes = n * q_bits as f64 / 8.0;
                     let targets = p.target_powers();
