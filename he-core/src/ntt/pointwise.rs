@@ -80,6 +80,16 @@ pub(crate) mod scalar {
         }
     }
 
+    /// `lo += x * y mod 2^52`, `hi += floor(x * y / 2^52)` slot-wise.
+    #[inline]
+    pub(crate) fn madd52(lo: &mut [u64], hi: &mut [u64], x: &[u64], y: &[u64]) {
+        for (((l, h), &a), &b) in lo.iter_mut().zip(hi.iter_mut()).zip(x).zip(y) {
+            let prod = a as u128 * b as u128;
+            *l += prod as u64 & super::MASK52;
+            *h += (prod >> 52) as u64;
+        }
+    }
+
     /// `a = a mod p` for values below `2p`.
     #[inline]
     pub(crate) fn reduce_below_2p(p: u64, a: &mut [u64]) {
@@ -145,6 +155,49 @@ pub(crate) fn mul_scalar_add_assign(m: &Modulus, acc: &mut [u64], x: &[u64], w: 
 /// `a = a mod p` for values below `2p`.
 pub(crate) fn reduce_below_2p(m: &Modulus, a: &mut [u64]) {
     run!(reduce_below_2p(m.value(), a))
+}
+
+const MASK52: u64 = (1 << 52) - 1;
+
+/// Most terms one [`madd52`] call may sum: with inputs below 2^52 each
+/// term adds less than 2^52 to either accumulator, so accumulators that
+/// start below 2^52 stay below 2^64.
+pub(crate) const MADD52_MAX_TERMS: usize = 4095;
+
+/// Whether [`madd52`] runs in SIMD (AVX-512 IFMA) on this CPU. Without
+/// it, 128-bit scalar accumulation is faster than the split form.
+pub(crate) fn madd52_is_fast() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd::ifma_detected()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The sum over terms `k` of `xs[k][i] * ys[k][i]`, split at bit 52:
+/// `lo[i] += Σ (x * y mod 2^52)` and `hi[i] += Σ floor(x * y / 2^52)`, so
+/// the exact sum is `hi * 2^52 + lo`. All slices have `lo`'s length, the
+/// inputs are below 2^52, and there are at most [`MADD52_MAX_TERMS`]
+/// terms (starting from accumulators below 2^52).
+pub(crate) fn madd52(lo: &mut [u64], hi: &mut [u64], xs: &[&[u64]], ys: &[&[u64]]) {
+    assert!(
+        xs.len() == ys.len() && xs.len() <= MADD52_MAX_TERMS,
+        "madd52 takes at most {MADD52_MAX_TERMS} pairs of operands"
+    );
+    assert!(
+        hi.len() == lo.len() && xs.iter().chain(ys).all(|v| v.len() == lo.len()),
+        "operands of equal length"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if simd::ifma_detected() {
+        return simd::madd52(lo, hi, xs, ys);
+    }
+    for (x, y) in xs.iter().zip(ys) {
+        scalar::madd52(lo, hi, x, y);
+    }
 }
 
 /// Shoup constants of a vector of multiplicands below `p`.
@@ -272,6 +325,58 @@ mod tests {
         }
     }
 
+    /// `madd52` (SIMD when the CPU has IFMA) against the scalar loop and
+    /// against exact 128-bit sums, with operands up to `2^52 - 1`.
+    fn check_madd52(seed: u64, len: usize, terms: usize) {
+        let top = (1u64 << 52) - 1;
+        let ops: Vec<Vec<u64>> = (0..2 * terms)
+            .map(|k| {
+                inputs(top, seed ^ (k as u64).wrapping_mul(0x9e37_79b9), len)
+                    .into_iter()
+                    .map(|v| if v == top - 1 { top } else { v })
+                    .collect()
+            })
+            .collect();
+        let xs: Vec<&[u64]> = ops[..terms].iter().map(Vec::as_slice).collect();
+        let ys: Vec<&[u64]> = ops[terms..].iter().map(Vec::as_slice).collect();
+        let start: Vec<u64> = inputs(top, seed ^ 0x5555, len);
+        let (mut lo, mut hi) = (start.clone(), start.clone());
+        madd52(&mut lo, &mut hi, &xs, &ys);
+        let (mut lo2, mut hi2) = (start.clone(), start.clone());
+        for (x, y) in xs.iter().zip(&ys) {
+            scalar::madd52(&mut lo2, &mut hi2, x, y);
+        }
+        assert_eq!((&lo, &hi), (&lo2, &hi2), "madd52 len={len} terms={terms}");
+        for i in 0..len {
+            let exact: u128 = xs
+                .iter()
+                .zip(&ys)
+                .map(|(x, y)| x[i] as u128 * y[i] as u128)
+                .sum::<u128>()
+                + ((start[i] as u128) << 52)
+                + start[i] as u128;
+            assert_eq!(((hi[i] as u128) << 52) + lo[i] as u128, exact, "slot {i}");
+        }
+    }
+
+    #[test]
+    fn madd52_matches_exact_sums() {
+        for (len, terms) in [
+            (0, 3),
+            (1, 1),
+            (7, 2),
+            (31, 5),
+            (32, 1),
+            (64, 7),
+            (100, 3),
+            (512, 9),
+        ] {
+            check_madd52(len as u64 * 31 + terms as u64, len, terms);
+        }
+        // The largest term count from accumulators at 2^52 - 1 cannot overflow.
+        check_madd52(99, 40, MADD52_MAX_TERMS);
+    }
+
     #[test]
     fn simd_matches_scalar_on_boundaries() {
         for p in PRIMES {
@@ -282,6 +387,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn madd52_random(seed in any::<u64>(), len in 0usize..100, terms in 1usize..12) {
+            check_madd52(seed, len, terms);
+        }
+
         #[test]
         fn simd_matches_scalar_random(idx in 0usize..5, seed in any::<u64>(), len in 0usize..80) {
             check_all(PRIMES[idx], seed, len);

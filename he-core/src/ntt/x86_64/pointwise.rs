@@ -60,6 +60,73 @@ pub(crate) fn detected() -> Option<Level> {
     *LEVEL.get_or_init(|| available().first().copied())
 }
 
+/// Whether the AVX-512 IFMA multiply-accumulate kernel ([`madd52`]) can
+/// run, detected once and cached.
+pub(crate) fn ifma_detected() -> bool {
+    static IFMA: OnceLock<bool> = OnceLock::new();
+    *IFMA.get_or_init(|| {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512ifma")
+    })
+}
+
+/// The 52-bit split multiply-accumulate on AVX-512 IFMA.
+mod ifma {
+    use core::arch::x86_64::*;
+
+    use crate::ntt::x86_64::avx512::{load, store};
+
+    const L: usize = 8;
+    /// Vectors per block: `2 * R` accumulators stay in registers while
+    /// every term streams through.
+    const R: usize = 4;
+
+    /// # Safety
+    /// The CPU must support avx512f and avx512ifma.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(super) unsafe fn madd52(lo: &mut [u64], hi: &mut [u64], xs: &[&[u64]], ys: &[&[u64]]) {
+        let n = lo.len();
+        let blocks = n / (L * R);
+        let (lo_v, _) = lo.as_chunks_mut::<L>();
+        let (hi_v, _) = hi.as_chunks_mut::<L>();
+        for b in 0..blocks {
+            let at = b * R;
+            let mut al = [_mm512_setzero_si512(); R];
+            let mut ah = [_mm512_setzero_si512(); R];
+            for r in 0..R {
+                al[r] = load(&lo_v[at + r]);
+                ah[r] = load(&hi_v[at + r]);
+            }
+            for (x, y) in xs.iter().zip(ys) {
+                let (xv, _) = x.as_chunks::<L>();
+                let (yv, _) = y.as_chunks::<L>();
+                for r in 0..R {
+                    let (a, c) = (load(&xv[at + r]), load(&yv[at + r]));
+                    al[r] = _mm512_madd52lo_epu64(al[r], a, c);
+                    ah[r] = _mm512_madd52hi_epu64(ah[r], a, c);
+                }
+            }
+            for r in 0..R {
+                store(&mut lo_v[at + r], al[r]);
+                store(&mut hi_v[at + r], ah[r]);
+            }
+        }
+        let done = blocks * L * R;
+        for (x, y) in xs.iter().zip(ys) {
+            super::scalar::madd52(&mut lo[done..], &mut hi[done..], &x[done..], &y[done..]);
+        }
+    }
+}
+
+/// `lo += x * y mod 2^52` and `hi += floor(x * y / 2^52)` slot-wise, summed
+/// over the terms; inputs below 2^52, at most
+/// [`MADD52_MAX_TERMS`](crate::ntt::pointwise::MADD52_MAX_TERMS) terms.
+/// Only call after [`ifma_detected`] returned true.
+pub(crate) fn madd52(lo: &mut [u64], hi: &mut [u64], xs: &[&[u64]], ys: &[&[u64]]) {
+    assert!(ifma_detected(), "madd52 needs avx512ifma");
+    // SAFETY: `ifma_detected` confirmed avx512f and avx512ifma.
+    unsafe { ifma::madd52(lo, hi, xs, ys) }
+}
+
 /// Generates the AVX-512 and AVX2 kernel modules from one set of bodies.
 /// `$m` is the backend module providing `splat`, `load`, `store`, `add`,
 /// `sub`, `csub` and `mul_lazy`/`consts`.
