@@ -277,7 +277,7 @@ async fn binary_builds_serves_and_survives_bad_requests() {
     assert!(stats.contains("credentials: up to date"), "{stats}");
     assert!(stats.contains("2480 items"), "{stats}");
     assert!(stats.contains("4041 items"), "{stats}");
-    assert!(stats.contains("n=4096 log q=109"), "{stats}");
+    assert!(stats.contains("n=8192 log q=200"), "{stats}");
 
     let server = ServerProcess::start(
         &[
