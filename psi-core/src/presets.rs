@@ -205,9 +205,11 @@ const COST_CT_PRODUCT: f64 = 2500.0;
 const COST_PLAIN_PRODUCT: f64 = 25.0;
 const COST_PART: f64 = 400.0;
 /// Cost of one byte on the wire (up or down) in microseconds, so that
-/// bytes weigh in the choice (150 ms per MB: with APSI's figures as the
-/// bar, bytes bind about as hard as sender compute).
-const COST_BYTE: f64 = 0.15;
+/// bytes weigh in the choice (200 ms per MB: with APSI's figures as the
+/// bar, bytes bind harder than sender compute once the multiply-accumulate
+/// runs on IFMA; at 150 ms per MB the 2^20 x 1 labeled set sent 0.6% more
+/// than APSI's).
+const COST_BYTE: f64 = 0.2;
 
 /// A small set of query powers from which every power in `targets` is
 /// reachable within `max_depth` products (at most `max_sources` of them):
