@@ -38,7 +38,7 @@
 //! and Paterson-Stockmeyer blocks), plain products and result parts, with
 //! costs measured on this project's benchmarks, plus the bytes up (query
 //! ciphertexts, relinearization keys when needed) and down (compressed
-//! result ciphertexts) at 150 ms per MB.
+//! result ciphertexts) at 200 ms per MB.
 
 use crate::error::{Error, Result};
 use crate::params::{BfvSpec, MIN_NOISE_MARGIN_BITS, PsiParams};
