@@ -29,7 +29,7 @@ use crate::field::{ItemEncoder, bits_per_felt, felts_for_bytes, label_to_felts, 
 use crate::hashing::{HashedItem, simple_hash_bins};
 use crate::label::encrypt_label;
 use crate::messages::{OprfRequest, OprfResponse, Query, ResultPart};
-use crate::oprf::OprfKey;
+use crate::oprf::{DIRECT_BATCH, OprfKey, OprfOutput};
 use crate::params::{PowersDag, PsiParams};
 use crate::poly::{Interpolator, from_roots};
 use crate::wire::{Codec, Reader, Writer};
@@ -182,10 +182,11 @@ impl SenderDb {
         items: &[(I, Option<L>)],
     ) -> Result<Vec<PreparedItem>> {
         let labeled = self.is_labeled();
+        let outputs = self.oprf_outputs(items.iter().map(|(item, _)| item.as_ref()))?;
         items
             .par_iter()
-            .map(|(item, label)| {
-                let out = self.oprf_key.evaluate_direct(item.as_ref())?;
+            .zip(outputs)
+            .map(|((_, label), out)| {
                 let (hashed, key) = out.item_and_label_key();
                 let label = match (labeled, label) {
                     (true, Some(l)) => Some(Arc::from(encrypt_label(
@@ -309,12 +310,35 @@ impl SenderDb {
         bundles[idx].cache = None;
     }
 
+    /// The OPRF outputs of `items`, in batches across threads; an over-long
+    /// item is reported with its position.
+    fn oprf_outputs<'a>(&self, items: impl Iterator<Item = &'a [u8]>) -> Result<Vec<OprfOutput>> {
+        let items: Vec<&[u8]> = items.collect();
+        let batches = items
+            .par_chunks(DIRECT_BATCH)
+            .enumerate()
+            .map(|(b, chunk)| {
+                self.oprf_key
+                    .evaluate_direct_batch(chunk)
+                    .map_err(|e| match e {
+                        Error::OprfInputTooLong { index, len } => Error::OprfInputTooLong {
+                            index: b * DIRECT_BATCH + index,
+                            len,
+                        },
+                        other => other,
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(batches.into_iter().flatten().collect())
+    }
+
     /// Removes items (raw bytes, OPRF-hashed here); returns how many were present.
     pub fn remove(&mut self, items: &[&[u8]]) -> Result<usize> {
-        let hashed: Vec<HashedItem> = items
-            .par_iter()
-            .map(|i| Ok(self.oprf_key.evaluate_direct(i)?.item_and_label_key().0))
-            .collect::<Result<_>>()?;
+        let hashed: Vec<HashedItem> = self
+            .oprf_outputs(items.iter().copied())?
+            .iter()
+            .map(|out| out.item_and_label_key().0)
+            .collect();
         let mut removed = 0;
         for h in hashed {
             let item = h.as_u128();
