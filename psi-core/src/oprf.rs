@@ -486,8 +486,8 @@ mod tests {
         assert_eq!(batch.len(), inputs.len());
         for (input, out) in inputs.iter().zip(&batch) {
             assert_eq!(
-                out.as_bytes().as_slice(),
-                oracle.evaluate(input).unwrap().as_slice()
+                out.as_bytes().to_vec(),
+                oracle.evaluate(input).unwrap().to_vec()
             );
         }
         let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
@@ -496,8 +496,8 @@ mod tests {
         for (b, e) in blinded.iter().zip(&evaluated) {
             let be = voprf::BlindedElement::<Ristretto255>::deserialize(b).unwrap();
             assert_eq!(
-                e.as_slice(),
-                oracle.blind_evaluate(&be).serialize().as_slice()
+                e.to_vec(),
+                oracle.blind_evaluate(&be).serialize().to_vec()
             );
         }
         assert_eq!(
