@@ -4,6 +4,8 @@
 //! cargo bench -p psi-core --bench psi              # 2^16 and 2^20 senders
 //! cargo bench -p psi-core --bench psi -- --large   # also 2^24
 //! cargo bench -p psi-core --bench psi -- --quick   # 2^16 only
+//! # one row: 2^24 senders, single-item queries, unlabeled
+//! cargo bench -p psi-core --bench psi -- --sender-log2 24 --receivers 1 --labels 0
 //! ```
 //!
 //! For each sender size, receiver size (1, 256, 1024) and label length (0,
@@ -55,15 +57,39 @@ fn main() {
     if large {
         sender_sizes.push(1 << 24);
     }
+    // `--sender-log2 N`, `--receivers A,B`, `--labels A,B`: run a subset.
+    let value = |flag: &str| -> Option<Vec<u64>> {
+        let at = args.iter().position(|a| a == flag)?;
+        let list = args
+            .get(at + 1)
+            .unwrap_or_else(|| panic!("{flag} needs a value"));
+        Some(
+            list.split(',')
+                .map(|v| {
+                    v.parse()
+                        .unwrap_or_else(|_| panic!("{flag}: not a number: {v}"))
+                })
+                .collect(),
+        )
+    };
+    if let Some(logs) = value("--sender-log2") {
+        sender_sizes = logs.into_iter().map(|l| 1u64 << l).collect();
+    }
+    let receivers = value("--receivers").unwrap_or_else(|| vec![1, 256, 1024]);
+    let labels: Vec<usize> = value("--labels")
+        .unwrap_or_else(|| vec![0, 16])
+        .into_iter()
+        .map(|l| l as usize)
+        .collect();
     println!(
         "| sender | receiver | label | preset | OPRF hash (s) | DB build (s) | DB memory (MiB) | query (ms) | answer (ms) | decode (ms) | up (KB) | down (KB) | parts | matches |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &sender in &sender_sizes {
-        for label_bytes in [0usize, 16] {
+        for &label_bytes in &labels {
             let key_bytes = *OprfKey::generate().expect("OS randomness").to_bytes();
             let mut prepared_cache: Option<(f64, Vec<PreparedItem>)> = None;
-            for receiver in [1u64, 256, 1024] {
+            for &receiver in &receivers {
                 let params = PsiParams::for_sizes(sender, receiver, label_bytes).expect("preset");
                 let preset = psi_core::presets::PRESETS
                     .iter()

@@ -495,10 +495,7 @@ mod tests {
         let evaluated = key.evaluate_batch(&blinded).unwrap();
         for (b, e) in blinded.iter().zip(&evaluated) {
             let be = voprf::BlindedElement::<Ristretto255>::deserialize(b).unwrap();
-            assert_eq!(
-                e.to_vec(),
-                oracle.blind_evaluate(&be).serialize().to_vec()
-            );
+            assert_eq!(e.to_vec(), oracle.blind_evaluate(&be).serialize().to_vec());
         }
         assert_eq!(
             OprfClient::finalize(state, &evaluated).unwrap(),
