@@ -8,15 +8,18 @@
 //!
 //! ## How [`design`] chooses
 //!
-//! BFV: one of four configurations (see `BFV_CHOICES`):
+//! BFV: one of five configurations (see `BFV_CHOICES`):
 //!
 //! - `n = 8192`, `t = 1032193` (19 bits per field element), three
 //!   50-bit ciphertext primes and a 50-bit special prime (200 of the 218
 //!   bits the 128-bit bound allows): a multiplicative depth of 2 for the
-//!   powers, then one plain product (and one more ciphertext product with
-//!   Paterson-Stockmeyer). Primes below 2^50 run the AVX-512 IFMA NTT and
-//!   multiply-accumulate; at 2^20 x 1024 with full bins the results still
-//!   keep 33 bits of noise budget before compression.
+//!   powers, then one plain product. Primes below 2^50 run the AVX-512
+//!   IFMA NTT and multiply-accumulate; at 2^20 x 1024 with full bins the
+//!   results still keep 33 bits of noise budget before compression, too
+//!   few for one more ciphertext product.
+//! - the same with primes of 54, 54, 55 bits and a 55-bit special prime
+//!   (218 bits), for Paterson-Stockmeyer sets only: depth 2 for the
+//!   powers, a plain product and one more ciphertext product.
 //! - `n = 4096`, `t = 40961` (15 bits), primes of 36, 36 bits and a 37-bit
 //!   special prime (109 bits): depth 1 for the powers, then one plain
 //!   product; up to 32 query powers.
@@ -114,6 +117,8 @@ struct BfvChoice {
     max_query_powers: usize,
     /// Whether Paterson-Stockmeyer (one more ciphertext product) fits.
     paterson_stockmeyer: bool,
+    /// Only Paterson-Stockmeyer sets (the choice exists for them).
+    paterson_stockmeyer_only: bool,
     /// Only for single-item queries.
     single_item_only: bool,
     /// Cost of ring operations relative to `n = 8192` with the plaintexts
@@ -143,7 +148,25 @@ const BFV_CHOICES: &[BfvChoice] = &[
         felt_bits: 19,
         max_powers_depth: 2,
         max_query_powers: 8,
+        // 150 ciphertext bits leave about 33 bits after depth 2 and the
+        // plain product: not enough for one more ciphertext product.
+        paterson_stockmeyer: false,
+        paterson_stockmeyer_only: false,
+        single_item_only: false,
+        op_scale: 1.0,
+        product_scale: 1.0,
+    },
+    // The same with 163 ciphertext bits, for Paterson-Stockmeyer sets
+    // (listed second: without PS the 50-bit set, IFMA-friendly, wins ties).
+    BfvChoice {
+        degree: 8192,
+        coeff_modulus_bits: &[54, 54, 55, 55],
+        plain_modulus: 1_032_193,
+        felt_bits: 19,
+        max_powers_depth: 2,
+        max_query_powers: 8,
         paterson_stockmeyer: true,
+        paterson_stockmeyer_only: true,
         single_item_only: false,
         op_scale: 1.0,
         product_scale: 1.0,
@@ -156,6 +179,7 @@ const BFV_CHOICES: &[BfvChoice] = &[
         max_powers_depth: 1,
         max_query_powers: 32,
         paterson_stockmeyer: false,
+        paterson_stockmeyer_only: false,
         single_item_only: false,
         op_scale: 1.0 / 4.0,
         // Measured: about 1 ms against 2.2 ms at n = 8192.
@@ -169,6 +193,7 @@ const BFV_CHOICES: &[BfvChoice] = &[
         max_powers_depth: 0,
         max_query_powers: 128,
         paterson_stockmeyer: false,
+        paterson_stockmeyer_only: false,
         single_item_only: true,
         op_scale: 1.0 / 8.0,
         product_scale: 0.0,
@@ -181,6 +206,7 @@ const BFV_CHOICES: &[BfvChoice] = &[
         max_powers_depth: 0,
         max_query_powers: 128,
         paterson_stockmeyer: false,
+        paterson_stockmeyer_only: false,
         single_item_only: true,
         op_scale: 1.0 / 4.0,
         product_scale: 0.0,
@@ -381,7 +407,9 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                 512,
             ] {
                 for &l in &[0u32, 3, 5, 7, 11, 15, 23, 31] {
-                    if l != 0 && (!bfv.paterson_stockmeyer || (l as usize + 1) * 2 > b) {
+                    if (l == 0 && bfv.paterson_stockmeyer_only)
+                        || (l != 0 && (!bfv.paterson_stockmeyer || (l as usize + 1) * 2 > b))
+                    {
                         continue;
                     }
                     let mut p = PsiParams {
