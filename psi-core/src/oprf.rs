@@ -1,9 +1,13 @@
 //! RFC 9497 OPRF in mode `OPRF(ristretto255, SHA-512)`, batched.
 //!
-//! Built on the `voprf` crate (pinned `=0.6.0-pre.1`), which implements
-//! RFC 9497 exactly (HashToGroup with `expand_message_xmd`, the context
-//! string `"OPRFV1-\x00-ristretto255-SHA512"`, and the `"Finalize"` hash).
-//! The tests check it against the RFC's Appendix A.1.1 test vectors.
+//! The client side is the `voprf` crate (pinned `=0.6.0-pre.1`), which
+//! implements RFC 9497 exactly. The server side ([`OprfKey`]) computes the
+//! same functions (HashToGroup with `expand_message_xmd`, the context
+//! string `"OPRFV1-\x00-ristretto255-SHA512"`, the `"Finalize"` hash) on
+//! curve25519-dalek 5, whose AVX-512 IFMA backend runs on stable Rust, and
+//! encodes each batch with one shared inversion. The tests check both
+//! sides against the RFC's Appendix A.1.1 test vectors and against each
+//! other.
 //!
 //! Flow: the client [`OprfClient::blind`]s its items and sends the
 //! blinded elements; the server answers with [`OprfKey::evaluate_batch`];
