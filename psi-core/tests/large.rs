@@ -50,9 +50,12 @@ fn million_item_sender_labeled_1024_query() {
         .unwrap();
     let parts = db.answer_all(&q).unwrap();
     // Full bins (the largest polynomial degree) still leave noise headroom.
+    // Results are compressed, which caps their budget at about 4 bits (the
+    // 5-bit margin of `he_core::CompressionBits`) however much headroom the
+    // uncompressed result had: 2 bits is the presets test's bar too.
     let budget = receiver.min_noise_budget(&parts).unwrap();
     eprintln!("result noise budget: {budget} bits");
-    assert!(budget >= 4, "noise budget {budget}");
+    assert!(budget >= 2, "noise budget {budget}");
     let results = receiver.decode(&state, &parts).unwrap();
     for (i, r) in results.iter().enumerate() {
         let i = i as u64;
