@@ -47,6 +47,13 @@ fn item(i: u64) -> [u8; 12] {
 }
 
 fn main() {
+    if let Err(e) = run() {
+        eprintln!("psi bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let large = args.iter().any(|a| a == "--large");
     let quick = args.iter().any(|a| a == "--quick");
@@ -58,25 +65,32 @@ fn main() {
         sender_sizes.push(1 << 24);
     }
     // `--sender-log2 N`, `--receivers A,B`, `--labels A,B`: run a subset.
-    let value = |flag: &str| -> Option<Vec<u64>> {
-        let at = args.iter().position(|a| a == flag)?;
+    let value = |flag: &str| -> std::result::Result<Option<Vec<u64>>, String> {
+        let Some(at) = args.iter().position(|a| a == flag) else {
+            return Ok(None);
+        };
         let list = args
             .get(at + 1)
-            .unwrap_or_else(|| panic!("{flag} needs a value"));
-        Some(
-            list.split(',')
-                .map(|v| {
-                    v.parse()
-                        .unwrap_or_else(|_| panic!("{flag}: not a number: {v}"))
-                })
-                .collect(),
-        )
+            .ok_or_else(|| format!("{flag} needs a comma-separated list of numbers"))?;
+        list.split(',')
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("{flag}: not a number: {v:?}"))
+            })
+            .collect::<std::result::Result<Vec<u64>, String>>()
+            .map(Some)
     };
-    if let Some(logs) = value("--sender-log2") {
-        sender_sizes = logs.into_iter().map(|l| 1u64 << l).collect();
+    if let Some(logs) = value("--sender-log2")? {
+        sender_sizes = logs
+            .into_iter()
+            .map(|l| match l {
+                1..=30 => Ok(1u64 << l),
+                _ => Err(format!("--sender-log2 {l}: expected 1 to 30")),
+            })
+            .collect::<std::result::Result<_, _>>()?;
     }
-    let receivers = value("--receivers").unwrap_or_else(|| vec![1, 256, 1024]);
-    let labels: Vec<usize> = value("--labels")
+    let receivers = value("--receivers")?.unwrap_or_else(|| vec![1, 256, 1024]);
+    let labels: Vec<usize> = value("--labels")?
         .unwrap_or_else(|| vec![0, 16])
         .into_iter()
         .map(|l| l as usize)
@@ -87,16 +101,16 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &sender in &sender_sizes {
         for &label_bytes in &labels {
-            let key_bytes = *OprfKey::generate().expect("OS randomness").to_bytes();
+            let key_bytes = *OprfKey::generate()?.to_bytes();
             let mut prepared_cache: Option<(f64, Vec<PreparedItem>)> = None;
             for &receiver in &receivers {
-                let params = PsiParams::for_sizes(sender, receiver, label_bytes).expect("preset");
+                let params = PsiParams::for_sizes(sender, receiver, label_bytes)?;
                 let preset = psi_core::presets::PRESETS
                     .iter()
                     .find(|p| p.params() == params)
                     .map_or("designed", |p| p.name);
-                let key = OprfKey::from_bytes(&key_bytes).expect("key");
-                let mut db = SenderDb::new(params.clone(), key).expect("db");
+                let key = OprfKey::from_bytes(&key_bytes)?;
+                let mut db = SenderDb::new(params.clone(), key)?;
                 // OPRF-hash the sender set once (same key, same label length).
                 if prepared_cache.is_none() {
                     let t = Instant::now();
@@ -110,14 +124,15 @@ fn main() {
                                 (item(i), (label_bytes > 0).then_some(l))
                             })
                             .collect();
-                        prepared.extend(db.prepare(&chunk).expect("prepare"));
+                        prepared.extend(db.prepare(&chunk)?);
                     }
                     prepared_cache = Some((t.elapsed().as_secs_f64(), prepared));
                 }
-                let (oprf_secs, prepared) = prepared_cache.as_ref().expect("filled above");
+                let (oprf_secs, prepared) =
+                    prepared_cache.as_ref().ok_or("OPRF cache not filled")?;
                 let t = Instant::now();
-                db.insert_prepared(prepared.clone()).expect("insert");
-                db.regenerate(|_, _| {}).expect("regenerate");
+                db.insert_prepared(prepared.clone())?;
+                db.regenerate(|_, _| {})?;
                 let build = t.elapsed().as_secs_f64();
                 let stats = db.stats();
 
@@ -131,25 +146,17 @@ fn main() {
                         }
                     })
                     .collect();
-                let expected = query_items
-                    .iter()
-                    .filter(|q| u64::from_le_bytes(q[4..].try_into().expect("8 bytes")) < sender)
-                    .count();
+                // The even-numbered items are the ones inside the set.
+                let expected = query_items.len().div_ceil(2);
                 let refs: Vec<&[u8]> = query_items.iter().map(|q| q.as_slice()).collect();
                 let t = Instant::now();
-                let receiver_side = Receiver::new(params.clone()).expect("receiver");
-                let (req, pending) = receiver_side.oprf_request(&refs).expect("oprf request");
+                let receiver_side = Receiver::new(params.clone())?;
+                let (req, pending) = receiver_side.oprf_request(&refs)?;
                 let req_bytes = req.to_wire();
-                let resp = db
-                    .evaluate_oprf(&OprfRequest::from_wire(&req_bytes).expect("decode"))
-                    .expect("oprf");
+                let resp = db.evaluate_oprf(&OprfRequest::from_wire(&req_bytes)?)?;
                 let resp_bytes = resp.to_wire();
-                let (query, state) = receiver_side
-                    .create_query(
-                        pending,
-                        &OprfResponse::from_wire(&resp_bytes).expect("decode"),
-                    )
-                    .expect("query");
+                let (query, state) =
+                    receiver_side.create_query(pending, &OprfResponse::from_wire(&resp_bytes)?)?;
                 let query_bytes = query.to_wire();
                 let query_ms = t.elapsed().as_secs_f64() * 1e3;
 
@@ -160,7 +167,7 @@ fn main() {
                 let mut parts = Vec::new();
                 for _ in 0..ANSWER_RUNS {
                     let t = Instant::now();
-                    let decoded = Query::from_wire(&query_bytes).expect("decode");
+                    let decoded = Query::from_wire(&query_bytes)?;
                     down = resp_bytes.len();
                     parts.clear();
                     db.answer(&decoded, |p| {
@@ -168,25 +175,23 @@ fn main() {
                         down += b.len();
                         parts.push(ResultPart::from_wire(&b)?);
                         Ok(())
-                    })
-                    .expect("answer");
+                    })?;
                     times.push(t.elapsed().as_secs_f64() * 1e3);
                 }
                 times.sort_by(f64::total_cmp);
                 let answer_ms = times[times.len() / 2];
 
                 let t = Instant::now();
-                let results = receiver_side.decode(&state, &parts).expect("decode");
+                let results = receiver_side.decode(&state, &parts)?;
                 let decode_ms = t.elapsed().as_secs_f64() * 1e3;
                 let found = results.iter().filter(|r| r.matched).count();
                 if label_bytes > 0 {
                     for (q, r) in query_items.iter().zip(&results) {
                         if r.matched {
-                            assert_eq!(
-                                &r.label.as_ref().expect("label")[..8],
-                                &q[4..],
-                                "label mismatch"
-                            );
+                            let label = r.label.as_ref().ok_or("a match without its label")?;
+                            if label.get(..8) != Some(&q[4..]) {
+                                return Err(format!("label mismatch for item {q:?}").into());
+                            }
                         }
                     }
                 }
@@ -210,8 +215,11 @@ fn main() {
                     found,
                     expected
                 );
-                assert_eq!(found, expected, "wrong number of matches");
+                if found != expected {
+                    return Err(format!("{found} matches found, {expected} expected").into());
+                }
             }
         }
     }
+    Ok(())
 }
