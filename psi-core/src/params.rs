@@ -315,19 +315,11 @@ impl PsiParams {
         let n = self.bfv.poly_modulus_degree as f64;
         let t = self.bfv.plain_modulus as f64;
         let b = self.max_items_per_bin.max(1) as f64;
-        let q_bits: u32 = if self.has_key_switching() {
-            let (_, q) = self
-                .bfv
-                .coeff_modulus_bits
-                .split_last()
-                .unwrap_or((&0, &[]));
-            q.iter().sum()
-        } else {
-            self.bfv.coeff_modulus_bits.iter().sum()
-        };
+        let q = self.ciphertext_prime_bits();
+        let q_bits: u32 = q.iter().sum();
         let std = 3.24 * (n * b).sqrt() * t / 12f64.sqrt();
         // Primes of `bits` bits lie in [2^(bits-1), 2^bits).
-        let log_q = q_bits as f64 - self.bfv.coeff_modulus_bits.len() as f64 * 0.5;
+        let log_q = q_bits as f64 - q.len() as f64 * 0.5;
         log_q - (2.0 * t).log2() - std.log2()
     }
 
@@ -358,10 +350,13 @@ impl PsiParams {
         let builder = he_core::BfvParametersBuilder::new()
             .degree(self.bfv.poly_modulus_degree)
             .plaintext_modulus(self.bfv.plain_modulus);
-        let builder = match bits.as_slice() {
-            [] => return Err(invalid("bfv.coeff_modulus_bits", "is empty")),
-            [q] => builder.moduli_bits(&[*q]).without_key_switching(),
-            [q @ .., special] => builder.moduli_bits(q).special_modulus_bits(*special),
+        if bits.is_empty() {
+            return Err(invalid("bfv.coeff_modulus_bits", "is empty"));
+        }
+        let builder = builder.moduli_bits(self.ciphertext_prime_bits());
+        let builder = match self.special_prime_bits() {
+            Some(special) => builder.special_modulus_bits(special),
+            None => builder.without_key_switching(),
         };
         Ok(builder.build()?)
     }
@@ -370,6 +365,25 @@ impl PsiParams {
     /// more than one entry in `bfv.coeff_modulus_bits`.
     pub fn has_key_switching(&self) -> bool {
         self.bfv.coeff_modulus_bits.len() > 1
+    }
+
+    /// Bit sizes of the ciphertext primes: `bfv.coeff_modulus_bits` without
+    /// the special prime (the last entry) when there is key switching.
+    pub fn ciphertext_prime_bits(&self) -> &[u32] {
+        let bits = &self.bfv.coeff_modulus_bits;
+        match bits.split_last() {
+            Some((_, q)) if self.has_key_switching() => q,
+            _ => bits,
+        }
+    }
+
+    /// Bit size of the special (key-switching) prime, if any.
+    pub fn special_prime_bits(&self) -> Option<u32> {
+        if self.has_key_switching() {
+            self.bfv.coeff_modulus_bits.last().copied()
+        } else {
+            None
+        }
     }
 
     /// A 32-byte fingerprint of the parameters: SHA-512 of the wire form,
@@ -651,6 +665,14 @@ mod tests {
             plain_modulus: 12289,
         };
         assert!(!p.has_key_switching());
+        assert_eq!(p.ciphertext_prime_bits(), &[44]);
+        assert_eq!(p.special_prime_bits(), None);
+        let ks = base();
+        let (special, q) = ks.bfv.coeff_modulus_bits.split_last().unwrap();
+        assert_eq!(
+            (ks.ciphertext_prime_bits(), ks.special_prime_bits()),
+            (q, Some(*special))
+        );
         assert_eq!(p.validate().unwrap().depth(), 0);
         let he = p.he_params().unwrap();
         assert!(!he.supports_key_switching());

@@ -436,16 +436,12 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                     // Seeded query ciphertexts carry one polynomial;
                     // relinearization keys one seeded row per ciphertext
                     // prime over every prime.
-                    let cm = &p.bfv.coeff_modulus_bits;
-                    let (q_bits, relin_bytes) = match cm.as_slice() {
-                        [q @ .., special] if !q.is_empty() => {
-                            let q_bits: u32 = q.iter().sum();
-                            let relin = q.len() as f64 * n * (q_bits + special) as f64 / 8.0;
-                            (q_bits, relin)
-                        }
-                        // One prime: no key switching, no relinearization keys.
-                        _ => (cm.iter().sum(), 0.0),
-                    };
+                    let q = p.ciphertext_prime_bits();
+                    let q_bits: u32 = q.iter().sum();
+                    // One prime: no key switching, no relinearization keys.
+                    let relin_bytes = p.special_prime_bits().map_or(0.0, |special| {
+                        q.len() as f64 * n * (q_bits + special) as f64 / 8.0
+                    });
                     let query_ct_bytes = n * q_bits as f64 / 8.0;
                     let targets = p.target_powers();
                     let Some(sources) = sources_memo

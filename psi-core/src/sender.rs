@@ -801,17 +801,14 @@ impl CacheContext<'_> {
     fn batch(&self, coeffs: &[Vec<u64>]) -> Result<PolyPlaintexts> {
         let encoder = BatchEncoder::new(self.he);
         let constant = encoder.encode(&coeffs[0])?;
+        let level = plain_level(self.params, self.he);
         let mut ntt = vec![None];
         for row in &coeffs[1..] {
             if row.iter().all(|&c| c == 0) {
                 ntt.push(None);
             } else {
                 let pt = encoder.encode(row)?;
-                ntt.push(Some(PlaintextNtt::new_compact(
-                    self.he,
-                    &pt,
-                    plain_level(self.params, self.he),
-                )?));
+                ntt.push(Some(PlaintextNtt::new_compact(self.he, &pt, level)?));
             }
         }
         Ok(PolyPlaintexts { constant, ntt })
