@@ -29,6 +29,42 @@ pub struct Evaluator {
     params: Arc<BfvParameters>,
 }
 
+/// Two operands of a tensor product: their polynomials over `Q_l` and the
+/// auxiliary primes, NTT form.
+type TensorPair<'a> = (&'a [Vec<u64>], &'a [Vec<u64>]);
+
+/// A ciphertext lifted to the multiplication basis (`Q_l` and the
+/// auxiliary primes) in NTT form: an operand of
+/// [`Evaluator::multiply_sum`], made by [`Evaluator::lift`]. In memory only;
+/// about `1 + aux / k` times the ciphertext's size.
+#[derive(Clone)]
+pub struct LiftedCiphertext {
+    fingerprint: [u8; 8],
+    level: usize,
+    polys: Vec<Vec<u64>>,
+}
+
+impl LiftedCiphertext {
+    /// Level of the ciphertext it was lifted from.
+    pub fn level(&self) -> usize {
+        self.level
+    }
+
+    /// Number of polynomials.
+    pub fn size(&self) -> usize {
+        self.polys.len()
+    }
+}
+
+impl std::fmt::Debug for LiftedCiphertext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiftedCiphertext")
+            .field("level", &self.level)
+            .field("size", &self.polys.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Evaluator {
     /// An evaluator for `params`.
     pub fn new(params: &Arc<BfvParameters>) -> Self {
@@ -418,7 +454,15 @@ impl Evaluator {
     ///
     /// Column-wise over the coefficients, so every step but the
     /// floating-point rounding is a vectorized pass over one residue.
-    fn extend_to_qp_ntt(&self, level: usize, poly: &[u64], basis_qp: &[usize]) -> Result<Vec<u64>> {
+    /// With `ntt_q`, the polynomial's NTT form over `Q_l`, only the
+    /// auxiliary residues are transformed.
+    fn extend_to_qp_ntt(
+        &self,
+        level: usize,
+        poly: &[u64],
+        ntt_q: Option<&[u64]>,
+        basis_qp: &[usize],
+    ) -> Result<Vec<u64>> {
         let params = &self.params;
         let ctx = params.level(level)?;
         let n = params.degree();
@@ -450,8 +494,16 @@ impl Evaluator {
                 pointwise::mul_scalar_add_assign(pj, dst, xi, mc.q_hat_mod_p[j * k + i]);
             }
         }
-        oq.copy_from_slice(&poly[..k * n]);
-        rns::forward(params, basis_qp, &mut out);
+        match ntt_q {
+            Some(q) => {
+                oq.copy_from_slice(&q[..k * n]);
+                rns::forward(params, &basis_qp[k..], op);
+            }
+            None => {
+                oq.copy_from_slice(&poly[..k * n]);
+                rns::forward(params, basis_qp, &mut out);
+            }
+        }
         Ok(out)
     }
 
@@ -597,7 +649,7 @@ impl Evaluator {
         let ext = |ct: &Ciphertext| -> Result<Vec<Vec<u64>>> {
             self.coeff_polys(ct)
                 .iter()
-                .map(|p| self.extend_to_qp_ntt(level, p, &basis))
+                .map(|p| self.extend_to_qp_ntt(level, p, None, &basis))
                 .collect()
         };
         let ea = ext(a)?;
@@ -609,40 +661,89 @@ impl Evaluator {
             }
             None => &ea,
         };
+        let mut out = vec![vec![0u64; basis.len() * params.degree()]; out_size];
+        self.tensor_accumulate(&basis, &[(&ea, eb)], b.is_none(), &mut out);
+        self.finish_tensor(level, &basis, out)
+    }
+
+    /// Adds `sum_pairs a (x) b` (the tensor products, over the basis `Q_l`
+    /// and the auxiliary primes, NTT form) into `out`. With `square`, each
+    /// pair is `(a, a)` and its cross terms are doubled instead of computed
+    /// twice. Products gather in `u128` accumulators over tiles of
+    /// coefficients, reduced every [`LAZY_PRODUCTS`] products.
+    fn tensor_accumulate(
+        &self,
+        basis: &[usize],
+        pairs: &[TensorPair<'_>],
+        square: bool,
+        out: &mut [Vec<u64>],
+    ) {
+        const TILE: usize = 1024;
+        let params = &self.params;
         let n = params.degree();
-        let len = basis.len() * n;
-        let square = b.is_none();
-        let mut out = vec![vec![0u64; len]; out_size];
-        // Each output slot sums at most min(sa, sb) <= 4 products (8 with the
-        // doubled cross terms of a square), each below 2^122: the sum fits
-        // a u128, so every slot is reduced once.
-        let mut acc = vec![0u128; n];
-        for (pi, &mi) in basis.iter().enumerate() {
-            let m = &params.moduli[mi];
-            let r = pi * n..(pi + 1) * n;
+        let tile = TILE.min(n);
+        let out_size = out.len();
+        let mut acc = vec![0u128; out_size * tile];
+        let fold = |acc: &mut [u128],
+                    out: &mut [Vec<u64>],
+                    m: &crate::Modulus,
+                    r: &std::ops::Range<usize>| {
             for (o, dst) in out.iter_mut().enumerate() {
-                acc.fill(0);
-                for (i, ea_i) in ea.iter().enumerate() {
-                    let Some(j) = o.checked_sub(i).filter(|&j| j < sb) else {
-                        continue;
-                    };
-                    if square && j < i {
-                        continue;
-                    }
-                    let shift = u32::from(square && j > i);
-                    let (x, y) = (&ea_i[r.clone()], &eb[j][r.clone()]);
-                    for ((a, &x), &y) in acc.iter_mut().zip(x).zip(y) {
-                        *a += (x as u128 * y as u128) << shift;
-                    }
-                }
-                for (d, &a) in dst[r.clone()].iter_mut().zip(&acc) {
-                    *d = m.reduce_u128(a);
+                let a = &mut acc[o * tile..o * tile + r.len()];
+                for (d, x) in dst[r.clone()].iter_mut().zip(a.iter_mut()) {
+                    *d = m.add(*d, m.reduce_u128(*x));
+                    *x = 0;
                 }
             }
+        };
+        for (pi, &mi) in basis.iter().enumerate() {
+            let m = &params.moduli[mi];
+            for start in (0..n).step_by(tile) {
+                let r = pi * n + start..pi * n + start + tile;
+                // Products (of at most 122 bits; a doubled cross term
+                // counts twice) in the accumulators since the last fold.
+                let mut pending = 0usize;
+                for (ea, eb) in pairs {
+                    let weight = 2 * ea.len().min(eb.len());
+                    if pending + weight > LAZY_PRODUCTS {
+                        fold(&mut acc, out, m, &r);
+                        pending = 0;
+                    }
+                    pending += weight;
+                    for o in 0..out_size {
+                        let acc_o = &mut acc[o * tile..(o + 1) * tile];
+                        for (i, ea_i) in ea.iter().enumerate() {
+                            let Some(j) = o.checked_sub(i).filter(|&j| j < eb.len()) else {
+                                continue;
+                            };
+                            if square && j < i {
+                                continue;
+                            }
+                            let shift = u32::from(square && j > i);
+                            let (x, y) = (&ea_i[r.clone()], &eb[j][r.clone()]);
+                            for ((a, &x), &y) in acc_o.iter_mut().zip(x).zip(y) {
+                                *a += (x as u128 * y as u128) << shift;
+                            }
+                        }
+                    }
+                }
+                fold(&mut acc, out, m, &r);
+            }
         }
-        let mut polys = Vec::with_capacity(out_size);
+    }
+
+    /// Inverse transform of a tensor over `Q_l` and the auxiliary primes,
+    /// then `round(t/Q_l * x)`: the product ciphertext in coefficient form.
+    fn finish_tensor(
+        &self,
+        level: usize,
+        basis: &[usize],
+        out: Vec<Vec<u64>>,
+    ) -> Result<Ciphertext> {
+        let params = &self.params;
+        let mut polys = Vec::with_capacity(out.len());
         for mut p in out {
-            rns::inverse(params, &basis, &mut p);
+            rns::inverse(params, basis, &mut p);
             polys.push(self.scale_down_qp(level, &p)?);
         }
         Ok(Ciphertext {
@@ -652,6 +753,105 @@ impl Evaluator {
             polys,
             seed: None,
         })
+    }
+
+    /// Lifts `ct` to the multiplication basis (`Q_l` and the auxiliary
+    /// primes) in NTT form, for [`multiply_sum`](Self::multiply_sum). Lifting
+    /// an operand once saves its lift in every product it enters (the
+    /// high powers of Paterson-Stockmeyer enter one per polynomial).
+    pub fn lift(&self, ct: &Ciphertext) -> Result<LiftedCiphertext> {
+        ct.check(&self.params)?;
+        let level = ct.level;
+        let basis = self.basis_qp(level)?;
+        let coeff = self.coeff_polys(ct);
+        let polys = coeff
+            .iter()
+            .zip(&ct.polys)
+            .map(|(c, orig)| self.extend_to_qp_ntt(level, c, ct.ntt.then_some(orig), &basis))
+            .collect::<Result<_>>()?;
+        Ok(LiftedCiphertext {
+            fingerprint: self.params.fingerprint(),
+            level,
+            polys,
+        })
+    }
+
+    /// Most pairs of size-2 operands [`multiply_sum`](Self::multiply_sum)
+    /// adds at `level`: the auxiliary primes must hold `t/Q` times the
+    /// summed tensor, so the sum is bounded by their headroom.
+    pub fn multiply_sum_capacity(&self, level: usize) -> Result<usize> {
+        let params = &self.params;
+        let ctx = params.level(level)?;
+        let start = params.aux_index();
+        // Lower bounds on log2 P, upper bounds on log2 Q_l, t and n.
+        let p_bits: u32 = params.moduli[start..start + ctx.aux_count]
+            .iter()
+            .map(|p| p.bits() - 1)
+            .sum();
+        let q_bits: u32 = params.moduli[..ctx.k].iter().map(|q| q.bits()).sum();
+        let t_bits = params.plaintext().bits();
+        let n_bits = params.degree().trailing_zeros();
+        // |t/Q * sum| <= terms * n * t * Q / 4 must stay below P / 16: the
+        // rounding of the lift back to Q is exact with that margin.
+        let spare = p_bits.saturating_sub(q_bits + t_bits + n_bits + 2);
+        // Each size-2 pair puts up to two products in a coefficient.
+        Ok((1usize << spare.min(40)) / 2)
+    }
+
+    /// `sum_i a_i * b_i`: the tensor products added before the one scaling
+    /// by `t/Q` (and the one inverse transform) a separate
+    /// [`multiply`](Self::multiply) per pair would each pay. Same result up
+    /// to rounding, with less noise. Operands of one level; the result has
+    /// the largest size of the products, in coefficient form. At most
+    /// [`multiply_sum_capacity`](Self::multiply_sum_capacity) pairs (counted
+    /// for size 2; larger operands count more).
+    pub fn multiply_sum(
+        &self,
+        pairs: &[(&LiftedCiphertext, &LiftedCiphertext)],
+    ) -> Result<Ciphertext> {
+        let Some((first, _)) = pairs.first() else {
+            return Err(Error::InvalidValue("multiply_sum of no pairs".into()));
+        };
+        let level = first.level;
+        let fingerprint = self.params.fingerprint();
+        let mut out_size = 0;
+        let mut weight = 0usize;
+        for (a, b) in pairs {
+            for x in [a, b] {
+                if x.fingerprint != fingerprint {
+                    return Err(Error::ParameterMismatch(
+                        "lifted ciphertext belongs to other parameters".into(),
+                    ));
+                }
+                if x.level != level {
+                    return Err(Error::LevelMismatch(format!(
+                        "operands at levels {} and {level}",
+                        x.level
+                    )));
+                }
+            }
+            out_size = out_size.max(a.polys.len() + b.polys.len() - 1);
+            weight += a.polys.len().min(b.polys.len()).div_ceil(2);
+        }
+        if out_size > MAX_CIPHERTEXT_SIZE {
+            return Err(Error::InvalidValue(format!(
+                "product would have {out_size} polynomials (at most {MAX_CIPHERTEXT_SIZE}); relinearize first"
+            )));
+        }
+        let capacity = self.multiply_sum_capacity(level)?;
+        if weight > capacity {
+            return Err(Error::InvalidValue(format!(
+                "a sum of {weight} products exceeds the {capacity} the multiplication basis holds; split it"
+            )));
+        }
+        let basis = self.basis_qp(level)?;
+        let slices: Vec<TensorPair<'_>> = pairs
+            .iter()
+            .map(|(a, b)| (a.polys.as_slice(), b.polys.as_slice()))
+            .collect();
+        let mut out = vec![vec![0u64; basis.len() * self.params.degree()]; out_size];
+        self.tensor_accumulate(&basis, &slices, false, &mut out);
+        self.finish_tensor(level, &basis, out)
     }
 
     /// Relinearizes a size-3 ciphertext back to size 2 (key switching from

@@ -45,7 +45,7 @@ pub use ciphertext::Ciphertext;
 pub use compressed::{CompressedCiphertext, CompressionBits, MAX_COMPRESSED_BITS};
 pub use encryption::{Decryptor, Encryptor};
 pub use error::{Error, Result};
-pub use evaluator::Evaluator;
+pub use evaluator::{Evaluator, LiftedCiphertext};
 pub use keys::{PublicKey, RelinKeys, SecretKey};
 pub use modulus::Modulus;
 pub use ntt::{Backend, NttPlan};

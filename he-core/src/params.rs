@@ -102,8 +102,12 @@ impl BfvParametersBuilder {
         self
     }
 
-    /// An explicit special prime for key switching (must be at least as
-    /// large as every ciphertext prime).
+    /// An explicit special prime for key switching. It may be smaller than
+    /// the ciphertext primes, as in SEAL: relinearization then adds noise
+    /// of about `q_max / p` times a fresh error, a few bits of budget on the
+    /// first product, in exchange for more ciphertext bits under the
+    /// security bound (APSI's `16M-1` uses 60-bit primes and a 20-bit
+    /// special prime at `n = 8192`).
     pub fn special_modulus(mut self, p: u64) -> Self {
         self.special = Some(p);
         self
@@ -251,12 +255,6 @@ impl BfvParametersBuilder {
             return Err(Error::InvalidParameters(
                 "special prime repeats another modulus".into(),
             ));
-        }
-        if 64 - special.leading_zeros() < max_q_bits {
-            return Err(Error::InvalidParameters(format!(
-                "special prime ({} bits) must be at least as large as the ciphertext primes ({max_q_bits} bits)",
-                64 - special.leading_zeros()
-            )));
         }
         // Without key switching the special prime is internal only (no key
         // or ciphertext is ever formed modulo it): the bound covers q alone.

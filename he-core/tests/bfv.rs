@@ -336,3 +336,136 @@ fn parameters_without_key_switching() {
         expected
     );
 }
+
+#[test]
+fn multiply_sum_equals_the_sum_of_products() {
+    let s = setup(8192);
+    let p = &s.params;
+    let n = p.degree();
+    let t = p.plaintext().value();
+    let enc = BatchEncoder::new(p);
+    let ev = Evaluator::new(p);
+    let dec = Decryptor::new(&s.sk);
+    let open = |c: &Ciphertext| enc.decode(&dec.decrypt(c).unwrap()).unwrap();
+    let mut expected = vec![0u64; n];
+    let mut lifted = Vec::new();
+    let mut separate: Option<Ciphertext> = None;
+    for i in 0..5u64 {
+        let a = random_slots(n, t, 100 + i);
+        let b = random_slots(n, t, 200 + i);
+        for (e, x) in expected.iter_mut().zip(mul_mod(&a, &b, t)) {
+            *e = (*e + x) % t;
+        }
+        let ca = s.sk.encrypt_symmetric(&enc.encode(&a).unwrap()).unwrap();
+        let mut cb = s.sk.encrypt_symmetric(&enc.encode(&b).unwrap()).unwrap();
+        // Operands in either form lift to the same thing.
+        if i % 2 == 0 {
+            ev.transform_to_ntt(&mut cb).unwrap();
+        }
+        let product = ev.multiply(&ca, &cb).unwrap();
+        match separate.as_mut() {
+            None => separate = Some(product),
+            Some(acc) => ev.add_assign(acc, &product).unwrap(),
+        }
+        lifted.push((ev.lift(&ca).unwrap(), ev.lift(&cb).unwrap()));
+    }
+    let pairs: Vec<(&LiftedCiphertext, &LiftedCiphertext)> =
+        lifted.iter().map(|(a, b)| (a, b)).collect();
+    let sum = ev.multiply_sum(&pairs).unwrap();
+    assert_eq!(sum.size(), 3);
+    assert_eq!(open(&sum), expected);
+    let separate = separate.unwrap();
+    assert_eq!(open(&separate), expected);
+    // One rounding instead of five: no more noise than the separate sum.
+    assert!(dec.noise_budget(&sum).unwrap() >= dec.noise_budget(&separate).unwrap());
+    let relin = ev.relinearize(&sum, &s.rk).unwrap();
+    assert_eq!(open(&relin), expected);
+}
+
+#[test]
+fn multiply_sum_rejects_bad_operands() {
+    let s = setup(4096);
+    let p = &s.params;
+    let ev = Evaluator::new(p);
+    let enc = BatchEncoder::new(p);
+    let ct =
+        s.sk.encrypt_symmetric(&enc.encode(&[1, 2, 3]).unwrap())
+            .unwrap();
+    let a = ev.lift(&ct).unwrap();
+    assert!(matches!(ev.multiply_sum(&[]), Err(Error::InvalidValue(_))));
+    // Operands of different levels.
+    let low = ev.lift(&ev.mod_switch_to_next(&ct).unwrap()).unwrap();
+    assert_eq!(low.level(), 1);
+    assert!(matches!(
+        ev.multiply_sum(&[(&a, &a), (&low, &low)]),
+        Err(Error::LevelMismatch(_))
+    ));
+    // Operands of other parameters.
+    let other = setup(8192);
+    let foreign = Evaluator::new(&other.params)
+        .lift(
+            &other
+                .sk
+                .encrypt_symmetric(&BatchEncoder::new(&other.params).encode(&[1]).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(matches!(
+        ev.multiply_sum(&[(&a, &foreign)]),
+        Err(Error::ParameterMismatch(_))
+    ));
+    // More products than the auxiliary primes hold: refused before any work.
+    let capacity = ev.multiply_sum_capacity(0).unwrap();
+    assert!(capacity >= 1024, "capacity {capacity}");
+    let pairs = vec![(&a, &a); capacity + 1];
+    assert!(matches!(
+        ev.multiply_sum(&pairs),
+        Err(Error::InvalidValue(_))
+    ));
+    assert!(ev.multiply_sum(&pairs[..2]).is_ok());
+}
+
+/// A special prime smaller than the ciphertext primes (as in APSI's
+/// `16M-1`): 180 ciphertext bits under the 218-bit bound at `n = 8192`.
+/// Relinearization stays correct and costs little budget.
+#[test]
+fn small_special_prime() {
+    for special in [20u32, 38] {
+        let params = BfvParametersBuilder::new()
+            .degree(8192)
+            .plaintext_modulus(2_277_377)
+            .moduli_bits(&[60, 60, 60])
+            .special_modulus_bits(special)
+            .build()
+            .unwrap();
+        assert!(!params.is_insecure());
+        assert_eq!(params.special_modulus().bits(), special);
+        let n = params.degree();
+        let t = params.plaintext().value();
+        let sk = SecretKey::random(&params).unwrap();
+        let rk = RelinKeys::new(&sk).unwrap();
+        let enc = BatchEncoder::new(&params);
+        let ev = Evaluator::new(&params);
+        let dec = Decryptor::new(&sk);
+        let a = random_slots(n, t, 7);
+        let ca = sk.encrypt_symmetric(&enc.encode(&a).unwrap()).unwrap();
+        let mut x = ca.clone();
+        let mut expected = a.clone();
+        for depth in 1..=3 {
+            let product = ev.multiply(&x, &ca).unwrap();
+            let before = dec.noise_budget(&product).unwrap();
+            x = ev.relinearize(&product, &rk).unwrap();
+            expected = mul_mod(&expected, &a, t);
+            assert_eq!(enc.decode(&dec.decrypt(&x).unwrap()).unwrap(), expected);
+            // Key switching adds about q_max / p fresh errors: 2^40 with a
+            // 20-bit special prime, 2^22 with 38 bits (below the product's
+            // own noise).
+            let lost = before - dec.noise_budget(&x).unwrap();
+            let allowed = if special == 20 && depth == 1 { 20 } else { 2 };
+            assert!(
+                lost <= allowed,
+                "special {special} depth {depth}: lost {lost} bits"
+            );
+        }
+    }
+}
