@@ -133,9 +133,9 @@ impl PsiParams {
     /// `min(128, felts_per_item * floor(log2 t))`. Items agreeing on these
     /// low bits match: truncation is the source of false positives.
     pub fn item_bit_count(&self) -> u32 {
-        let t = self.bfv.plain_modulus;
-        let bpf = if t < 2 { 0 } else { 63 - t.leading_zeros() } as u64;
-        (self.felts_per_item as u64).saturating_mul(bpf).min(128) as u32
+        (self.felts_per_item as u64)
+            .saturating_mul(self.bits_per_felt() as u64)
+            .min(128) as u32
     }
 
     /// `log2` of (an upper bound on) the probability that a query of
@@ -149,17 +149,29 @@ impl PsiParams {
     /// falsely matches with probability at most `(B / 2^b)^f`. A bin holds
     /// about `h * sender_items / table_size` items, spread over
     /// `ceil(that / B) + 1` bundles (one of slack for uneven bins). Union bound:
-    /// `log2 FP = log2(receiver * h * bundles) + f * (log2 B - b)`.
+    /// `log2 FP = log2(receiver * h * bundles) + sum_i min(0, log2 B - b_i)`,
+    /// where `b_i` is `b` except past the 128 bits of an item (the last part
+    /// may hold fewer).
     /// Negative infinity for an empty query.
     pub fn false_positive_log2(&self, receiver_items: u64, sender_items: u64) -> f64 {
         let h = self.hash_functions as f64;
         let b = self.max_items_per_bin.max(1) as f64;
         let per_bin = h * sender_items as f64 / self.table_size.max(1) as f64;
         let bundles = (per_bin / b).ceil() + 1.0;
+        let bits = self.bits_per_felt();
+        let parts: f64 = (0..self.felts_per_item as u32)
+            .map(|i| {
+                let held = 128u32.saturating_sub(i.saturating_mul(bits)).min(bits);
+                (b.log2() - held as f64).min(0.0)
+            })
+            .sum();
+        (receiver_items as f64 * h * bundles).log2() + parts
+    }
+
+    /// `floor(log2 t)`: the item bits each field element carries.
+    fn bits_per_felt(&self) -> u32 {
         let t = self.bfv.plain_modulus;
-        let bits = if t < 2 { 0 } else { 63 - t.leading_zeros() } as f64;
-        (receiver_items as f64 * h * bundles).log2()
-            + self.felts_per_item as f64 * (b.log2() - bits).min(0.0)
+        if t < 2 { 0 } else { 63 - t.leading_zeros() }
     }
 
     /// The powers the sender needs: `1..=max_items_per_bin` without
@@ -226,6 +238,17 @@ impl PsiParams {
             return Err(invalid(
                 "felts_per_item",
                 format!("{} is outside 1..=min(32, n)", self.felts_per_item),
+            ));
+        }
+        let spare = (self.felts_per_item as u64 * self.bits_per_felt() as u64).saturating_sub(128);
+        if spare >= self.bits_per_felt() as u64 {
+            return Err(invalid(
+                "felts_per_item",
+                format!(
+                    "{} field elements of {} bits exceed the 128 bits of an item by a whole element",
+                    self.felts_per_item,
+                    self.bits_per_felt()
+                ),
             ));
         }
         let bpb = self.bins_per_bundle();
@@ -787,6 +810,33 @@ mod tests {
             Err(Error::FalsePositiveRateTooHigh { .. })
         ));
         assert_eq!(p.false_positive_log2(0, 10), f64::NEG_INFINITY);
+    }
+
+    /// Items are 128 bits: field elements past them add nothing to the
+    /// bound, and a whole element past them is rejected.
+    #[test]
+    fn felts_past_128_bits() {
+        let mut p = base();
+        p.bfv.plain_modulus = 40961; // 15 bits per element
+        p.bfv.poly_modulus_degree = 4096;
+        p.bfv.coeff_modulus_bits = vec![36, 36, 37];
+        p.table_size = 455;
+        p.felts_per_item = 9; // 135 bits: the last element holds 8
+        let b = (p.max_items_per_bin as f64).log2();
+        let expect = 3.0f64.log2() + 8.0 * (b - 15.0) + (b - 8.0).min(0.0);
+        let fp = p.false_positive_log2(1, 0);
+        assert!((fp - expect).abs() < 1e-9, "{fp} {expect}");
+        assert_eq!(p.item_bit_count(), 128);
+        p.validate().unwrap();
+        p.felts_per_item = 10; // 150 bits: a whole element past 128
+        p.table_size = 409;
+        assert!(matches!(
+            p.validate(),
+            Err(Error::InvalidParams {
+                field: "felts_per_item",
+                ..
+            })
+        ));
     }
 
     /// Exhaustive minimum depth by BFS over all targets (small cases).

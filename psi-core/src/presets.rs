@@ -8,7 +8,7 @@
 //!
 //! ## How [`design`] chooses
 //!
-//! BFV: one of five configurations (see `BFV_CHOICES`):
+//! BFV: one of six configurations (see `BFV_CHOICES`):
 //!
 //! - `n = 8192`, `t = 1032193` (19 bits per field element), three
 //!   50-bit ciphertext primes and a 50-bit special prime (200 of the 218
@@ -18,8 +18,12 @@
 //!   results still keep 33 bits of noise budget before compression, too
 //!   few for one more ciphertext product.
 //! - the same with primes of 54, 54, 55 bits and a 55-bit special prime
-//!   (218 bits), for Paterson-Stockmeyer sets only: depth 2 for the
-//!   powers, a plain product and one more ciphertext product.
+//!   (218 bits), for unlabeled Paterson-Stockmeyer sets only: depth 2 for
+//!   the powers, a plain product and one more ciphertext product.
+//! - deep Paterson-Stockmeyer for unlabeled sets, as APSI's `16M-1`:
+//!   `n = 8192`, `t = 2277377` (21 bits), three 60-bit primes and a 38-bit
+//!   special prime (218 bits): low powers at depth 2, high powers at depth
+//!   3, so a handful of query powers reach bins of several hundred items.
 //! - `n = 4096`, `t = 40961` (15 bits), primes of 36, 36 bits and a 37-bit
 //!   special prime (109 bits): depth 1 for the powers, then one plain
 //!   product; up to 32 query powers.
@@ -35,13 +39,18 @@
 //! Table: `bins_per_bundle = n / f` bins per plaintext; enough plaintext
 //! rows that the receiver's items fill at most 70% of the bins
 //! (3-way cuckoo hashing), one row and one hash function for a single item.
-//! Felts per item: the smallest `f >= 4` keeping false positives below
-//! `2^-40`. Bin size `B` and Paterson-Stockmeyer degree: the pair
-//! minimizing an estimated cost that counts ciphertext products (powers
-//! and Paterson-Stockmeyer blocks), plain products and result parts, with
-//! costs measured on this project's benchmarks, plus the bytes up (query
-//! ciphertexts, relinearization keys when needed) and down (compressed
-//! result ciphertexts) at 200 ms per MB.
+//! Felts per item: `f >= 4`, at most 128 item bits, false positives below
+//! `2^-40`. Bin size `B` and Paterson-Stockmeyer degree: listed sizes, and
+//! whole Paterson-Stockmeyer blocks. The choice minimizes an estimated
+//! cost in core-microseconds: ciphertext products for the powers (in
+//! rounds of two cores per depth), plain products (plus streaming their
+//! plaintexts from memory when the database outgrows the cache),
+//! Paterson-Stockmeyer blocks and result parts, each measured per BFV
+//! configuration (`cargo run --release -p he-core --example op_costs`),
+//! plus the bytes up (query ciphertexts, relinearization keys when needed)
+//! and down (compressed result ciphertexts) at 250 ms per MB. Labeled sets
+//! keep bins of at most 256 items: label interpolation is quadratic in the
+//! bin size, a database-build cost the per-query estimate does not see.
 
 use crate::error::{Error, Result};
 use crate::params::{BfvSpec, MIN_NOISE_MARGIN_BITS, PsiParams};
@@ -99,6 +108,19 @@ pub const PRESETS: &[Preset] = &[
 ];
 
 const NONCE_BYTES: usize = 16;
+/// Bin sizes [`design`] tries.
+const BIN_SIZES: &[usize] = &[
+    6, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 192, 256, 384, 512, 640, 768,
+    896, 1024,
+];
+/// Paterson-Stockmeyer low degrees [`design`] tries (0: none).
+const PS_LOW_DEGREES: &[u32] = &[0, 3, 5, 7, 11, 15, 19, 23, 26, 31];
+/// Largest bin [`design`] considers for labeled sets: interpolating the
+/// labels of a bin costs `O(B^2)` at build time (2^20 x 1024 with 16-byte
+/// labels: 168 s with bins of 674 items, 27 s with 128).
+const MAX_LABELED_BIN: usize = 256;
+/// Largest bin [`design`] considers.
+const MAX_DESIGN_BIN: usize = 1024;
 const MAX_LOAD: f64 = 0.7;
 
 /// A BFV configuration [`design`] may choose.
@@ -113,6 +135,10 @@ struct BfvChoice {
     felt_bits: u32,
     /// Largest multiplicative depth of the powers.
     max_powers_depth: u32,
+    /// With Paterson-Stockmeyer, the largest depth of the low powers
+    /// (`1..=L`): their plain products cost about one product's noise, and
+    /// the block product must still fit.
+    max_low_depth: u32,
     /// Most query powers (each one ciphertext per table row in the upload).
     max_query_powers: usize,
     /// Whether Paterson-Stockmeyer (one more ciphertext product) fits.
@@ -121,19 +147,32 @@ struct BfvChoice {
     paterson_stockmeyer_only: bool,
     /// Only for single-item queries.
     single_item_only: bool,
-    /// Cost of ring operations relative to `n = 8192` with the plaintexts
-    /// on two primes.
-    op_scale: f64,
-    /// Cost of a ciphertext product (with relinearization) relative to
-    /// `n = 8192` with three primes: its auxiliary base does not shrink
-    /// with the ciphertext primes.
-    product_scale: f64,
+    /// Only for sets without labels.
+    unlabeled_only: bool,
+    /// Measured costs on one core, in microseconds (see [`Costs`]).
+    costs: Costs,
 }
 
-/// `n = 8192`: four 50-bit primes (the last one special; 200 bits, under
-/// the 128-bit bound of 218, small enough for IFMA), `t = 1032193`: depth 2 for the powers,
-/// then a plain product (and one more ciphertext product with
-/// Paterson-Stockmeyer).
+/// Costs of the sender's operations for one BFV choice, in microseconds on
+/// one core with the data in cache, measured on the benchmark machine
+/// (AVX-512 with IFMA) with `cargo run --release -p he-core --example
+/// op_costs`; only their ratios to each other and to [`COST_BYTE`] matter.
+/// Plain products on a database larger than the cache are bound by memory
+/// as well ([`MEMORY_BYTES_PER_US`]).
+struct Costs {
+    /// A ciphertext product with relinearization (the query powers).
+    product: f64,
+    /// One term of a multiply-accumulate at the plaintexts' level.
+    plain: f64,
+    /// A Paterson-Stockmeyer block: lifting an inner sum and one term of
+    /// [`he_core::Evaluator::multiply_sum`].
+    ps_block: f64,
+    /// Switching, compressing and encoding one result ciphertext.
+    part: f64,
+}
+
+/// The configurations of the module docs, in order. Ties go to the earlier
+/// one.
 ///
 /// Single-item queries, as APSI's: `n = 2048` (`t = 12289`) or `n = 4096`
 /// (`t = 65537`), one ciphertext prime and no key switching. The receiver
@@ -147,14 +186,20 @@ const BFV_CHOICES: &[BfvChoice] = &[
         plain_modulus: 1_032_193,
         felt_bits: 19,
         max_powers_depth: 2,
+        max_low_depth: 1,
         max_query_powers: 8,
         // 150 ciphertext bits leave about 33 bits after depth 2 and the
         // plain product: not enough for one more ciphertext product.
         paterson_stockmeyer: false,
         paterson_stockmeyer_only: false,
         single_item_only: false,
-        op_scale: 1.0,
-        product_scale: 1.0,
+        unlabeled_only: false,
+        costs: Costs {
+            product: 2460.0,
+            plain: 15.0,
+            ps_block: 450.0,
+            part: 175.0,
+        },
     },
     // The same with 163 ciphertext bits, for Paterson-Stockmeyer sets
     // (listed second: without PS the 50-bit set, IFMA-friendly, wins ties).
@@ -164,12 +209,53 @@ const BFV_CHOICES: &[BfvChoice] = &[
         plain_modulus: 1_032_193,
         felt_bits: 19,
         max_powers_depth: 2,
+        max_low_depth: 1,
         max_query_powers: 8,
         paterson_stockmeyer: true,
         paterson_stockmeyer_only: true,
         single_item_only: false,
-        op_scale: 1.0,
-        product_scale: 1.0,
+        // As the 60-bit set below: labels multiply the plain products on
+        // primes too large for IFMA.
+        unlabeled_only: true,
+        // Primes above 52 bits: no IFMA.
+        costs: Costs {
+            product: 2500.0,
+            plain: 34.6,
+            ps_block: 450.0,
+            part: 200.0,
+        },
+    },
+    // Deep Paterson-Stockmeyer sets for large senders, as APSI's `16M-1`:
+    // three 60-bit primes (180 ciphertext bits) and a 38-bit special prime,
+    // 218 bits in all. Relinearization then adds about 2^22 fresh errors,
+    // below the noise of the first product. `t` of 21 bits: four field
+    // elements per item keep false positives below 2^-40 with bins of
+    // about 800 items. Measured budgets: fresh 154 bits, then 120, 87, 53
+    // after depths 1 to 3, and a plain sum of a depth-2 power 28 bits less:
+    // high powers at depth 3 and low ones at depth 2 leave about 19 bits
+    // after the block product.
+    BfvChoice {
+        degree: 8192,
+        coeff_modulus_bits: &[60, 60, 60, 38],
+        plain_modulus: 2_277_377,
+        felt_bits: 21,
+        max_powers_depth: 3,
+        max_low_depth: 2,
+        max_query_powers: 8,
+        paterson_stockmeyer: true,
+        paterson_stockmeyer_only: true,
+        single_item_only: false,
+        // Labeled, its plain products on 60-bit primes cost more than the
+        // bytes they save: 2^20 x 1024 with 16-byte labels answered in
+        // 420 ms (bins of 242) against 248 ms with the 50-bit set.
+        unlabeled_only: true,
+        // 60-bit primes: no IFMA.
+        costs: Costs {
+            product: 2540.0,
+            plain: 36.4,
+            ps_block: 450.0,
+            part: 190.0,
+        },
     },
     BfvChoice {
         degree: 4096,
@@ -177,13 +263,18 @@ const BFV_CHOICES: &[BfvChoice] = &[
         plain_modulus: 40_961,
         felt_bits: 15,
         max_powers_depth: 1,
+        max_low_depth: 1,
         max_query_powers: 32,
         paterson_stockmeyer: false,
         paterson_stockmeyer_only: false,
         single_item_only: false,
-        op_scale: 1.0 / 4.0,
-        // Measured: about 1 ms against 2.2 ms at n = 8192.
-        product_scale: 0.45,
+        unlabeled_only: false,
+        costs: Costs {
+            product: 730.0,
+            plain: 6.4,
+            ps_block: 120.0,
+            part: 69.0,
+        },
     },
     BfvChoice {
         degree: 2048,
@@ -191,12 +282,18 @@ const BFV_CHOICES: &[BfvChoice] = &[
         plain_modulus: 12_289,
         felt_bits: 13,
         max_powers_depth: 0,
+        max_low_depth: 0,
         max_query_powers: 128,
         paterson_stockmeyer: false,
         paterson_stockmeyer_only: false,
         single_item_only: true,
-        op_scale: 1.0 / 8.0,
-        product_scale: 0.0,
+        unlabeled_only: false,
+        costs: Costs {
+            product: 0.0,
+            plain: 0.83,
+            ps_block: 0.0,
+            part: 35.0,
+        },
     },
     BfvChoice {
         degree: 4096,
@@ -204,12 +301,18 @@ const BFV_CHOICES: &[BfvChoice] = &[
         plain_modulus: 65_537,
         felt_bits: 16,
         max_powers_depth: 0,
+        max_low_depth: 0,
         max_query_powers: 128,
         paterson_stockmeyer: false,
         paterson_stockmeyer_only: false,
         single_item_only: true,
-        op_scale: 1.0 / 4.0,
-        product_scale: 0.0,
+        unlabeled_only: false,
+        costs: Costs {
+            product: 0.0,
+            plain: 1.74,
+            ps_block: 0.0,
+            part: 68.0,
+        },
     },
 ];
 
@@ -225,17 +328,23 @@ fn direct_prime_bits(p: &PsiParams) -> Option<u32> {
     (bits <= bound.min(60)).then_some(bits)
 }
 
-/// Estimated costs in microseconds (n = 8192, three ciphertext primes, one
-/// core), from `cargo bench -p he-core --bench bfv`; only their ratios matter.
-const COST_CT_PRODUCT: f64 = 2500.0;
-const COST_PLAIN_PRODUCT: f64 = 25.0;
-const COST_PART: f64 = 400.0;
-/// Cost of one byte on the wire (up or down) in microseconds, so that
-/// bytes weigh in the choice (200 ms per MB: with APSI's figures as the
-/// bar, bytes bind harder than sender compute once the multiply-accumulate
-/// runs on IFMA; at 150 ms per MB the 2^20 x 1 labeled set sent 0.6% more
-/// than APSI's).
-const COST_BYTE: f64 = 0.2;
+/// Plaintext bytes a core streams from memory per microsecond in the plain
+/// products of a database larger than [`CACHE_BYTES`]: a plain product
+/// then costs its in-cache time plus its plaintext's bytes over this.
+/// Fitted to the 2^20-item benchmarks: 17 us per term at `n = 4096` (two
+/// primes, 64 KiB) and 61 us at `n = 8192` (two 60-bit primes, 128 KiB).
+const MEMORY_BYTES_PER_US: f64 = 6000.0;
+/// Cores of the benchmark machine: the powers of one depth are computed in
+/// rounds of this many.
+const THREADS: f64 = 2.0;
+/// Databases up to this many bytes of plaintexts count as cache-resident.
+const CACHE_BYTES: f64 = 32.0 * 1024.0 * 1024.0;
+/// Cost of one byte on the wire (up or down) in core-microseconds, so that
+/// bytes weigh in the choice: 250 ms per MB, about the time a byte takes on
+/// a 32 Mbit/s link, counted twice as sender compute counts both cores.
+/// At 200 ms per MB the 2^20 x 1 labeled set moves to `n = 2048` and
+/// sends as many bytes as APSI's.
+const COST_BYTE: f64 = 0.25;
 
 /// A small set of query powers from which every power in `targets` is
 /// reachable within `max_depth` products (at most `max_sources` of them):
@@ -308,6 +417,31 @@ pub fn query_powers_for(targets: &[u32], max_depth: u32, max_sources: usize) -> 
     }
 }
 
+/// Query powers for Paterson-Stockmeyer with low degree `l` and bins of
+/// `b` items: sources reaching the low powers `1..=l` within `low_depth`
+/// products, and multiples of `l + 1` reaching the high powers `k (l + 1)`
+/// within `max_depth` (as products of multiples of `l + 1` alone); at most
+/// `max_sources` in all. The sender's DAG may find shallower routes.
+fn paterson_stockmeyer_powers(
+    b: u32,
+    l: u32,
+    low_depth: u32,
+    max_depth: u32,
+    max_sources: usize,
+) -> Option<Vec<u32>> {
+    let low: Vec<u32> = (1..=l.min(b)).collect();
+    let mut sources = query_powers_for(&low, low_depth.min(max_depth), max_sources)?;
+    let blocks: Vec<u32> = (1..=b / (l + 1)).collect();
+    if !blocks.is_empty() {
+        let room = max_sources.checked_sub(sources.len())?;
+        let high = query_powers_for(&blocks, max_depth, room)?;
+        sources.extend(high.iter().map(|k| k * (l + 1)));
+    }
+    sources.sort_unstable();
+    sources.dedup();
+    Some(sources)
+}
+
 /// [`query_powers_for`] at depth 1, where adding a source `c` reaches just
 /// `c`, `2c` and `c + s` for the current sources `s`: the same greedy
 /// choices, counted incrementally.
@@ -376,14 +510,15 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
     let mut best: Option<(f64, PsiParams)> = None;
     // The greedy source search depends only on the targets and the limits,
     // which repeat across calls: cache it for the process.
-    type Memo = std::collections::HashMap<(Vec<u32>, u32, usize), Option<Vec<u32>>>;
+    type Memo = std::collections::HashMap<(Vec<u32>, u32, usize, u32), Option<Vec<u32>>>;
     static SOURCES_MEMO: std::sync::OnceLock<std::sync::Mutex<Memo>> = std::sync::OnceLock::new();
     let mut sources_memo = SOURCES_MEMO
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     for bfv in BFV_CHOICES {
-        if bfv.single_item_only && receiver_items != 1 {
+        if (bfv.single_item_only && receiver_items != 1) || (bfv.unlabeled_only && label_bytes > 0)
+        {
             continue;
         }
         let n = bfv.degree as f64;
@@ -391,7 +526,31 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
         let t_bits = 64 - (bfv.plain_modulus - 1).leading_zeros();
         let x_bits = (22.5 * (n + 1.0)).sqrt().log2().ceil() as u32;
         let part_bytes = n * (2 * t_bits + x_bits + 10) as f64 / 8.0;
-        for f in 4..=12usize {
+        // Bin sizes and Paterson-Stockmeyer low degrees: listed sizes, and
+        // with Paterson-Stockmeyer also whole blocks (K blocks of L + 1
+        // and the low block, degree (K + 1)(L + 1) - 1).
+        let mut candidates: Vec<(usize, u32)> = Vec::new();
+        for &b in BIN_SIZES {
+            for &l in PS_LOW_DEGREES {
+                let ps_ok = bfv.paterson_stockmeyer && (l as usize + 1) * 2 <= b;
+                if (l == 0 && !bfv.paterson_stockmeyer_only) || (l != 0 && ps_ok) {
+                    candidates.push((b, l));
+                }
+            }
+        }
+        if bfv.paterson_stockmeyer {
+            for &l in &PS_LOW_DEGREES[1..] {
+                for k in (4..=32).step_by(4) {
+                    let b = (k + 1) * (l as usize + 1) - 1;
+                    if b <= MAX_DESIGN_BIN && !candidates.contains(&(b, l)) {
+                        candidates.push((b, l));
+                    }
+                }
+            }
+        }
+        // Items are 128 bits: more field elements would only repeat
+        // (labeled, every item would share the empty ones).
+        for f in (4..=12usize).filter(|&f| f as u32 * bfv.felt_bits <= 128) {
             let bins_per_bundle = bfv.degree / f;
             let (h, rows) = if receiver_items == 1 {
                 (1usize, 1usize)
@@ -402,16 +561,13 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
             };
             let table_size = rows * bins_per_bundle;
             let per_bin = h as f64 * sender_items as f64 / table_size as f64;
-            for &b in &[
-                6usize, 8, 12, 16, 20, 24, 32, 40, 48, 56, 64, 72, 80, 96, 112, 128, 192, 256, 384,
-                512,
-            ] {
-                for &l in &[0u32, 3, 5, 7, 11, 15, 23, 31] {
-                    if (l == 0 && bfv.paterson_stockmeyer_only)
-                        || (l != 0 && (!bfv.paterson_stockmeyer || (l as usize + 1) * 2 > b))
-                    {
-                        continue;
-                    }
+            for &(b, l) in &candidates {
+                // Label interpolation is quadratic in the bin size: the
+                // per-query cost below does not see the database build.
+                if label_bytes > 0 && b > MAX_LABELED_BIN {
+                    continue;
+                }
+                {
                     let mut p = PsiParams {
                         table_size,
                         hash_functions: h,
@@ -443,11 +599,24 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                         q.len() as f64 * n * (q_bits + special) as f64 / 8.0
                     });
                     let query_ct_bytes = n * q_bits as f64 / 8.0;
+                    // Plaintexts (NTT form, u64 residues) sit one prime
+                    // above the last: two primes, or the only one.
+                    let plaintext_bytes = (n * q.len().min(2) as f64) * 8.0;
                     let targets = p.target_powers();
+                    let low_depth = if l == 0 { 0 } else { bfv.max_low_depth };
                     let Some(sources) = sources_memo
-                        .entry((targets, bfv.max_powers_depth, bfv.max_query_powers))
-                        .or_insert_with_key(|(targets, depth, max)| {
-                            query_powers_for(targets, *depth, *max)
+                        .entry((
+                            targets,
+                            bfv.max_powers_depth,
+                            bfv.max_query_powers,
+                            low_depth,
+                        ))
+                        .or_insert_with_key(|(targets, depth, max, low_depth)| {
+                            if l == 0 {
+                                query_powers_for(targets, *depth, *max)
+                            } else {
+                                paterson_stockmeyer_powers(b as u32, l, *low_depth, *depth, *max)
+                            }
                         })
                         .clone()
                     else {
@@ -467,12 +636,18 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                             .filter(|n| n.power <= l)
                             .map(|n| n.depth)
                             .max();
-                        if low_depth.unwrap_or(0) > 1 {
+                        if low_depth.unwrap_or(0) > bfv.max_low_depth {
                             continue;
                         }
                     }
-                    let products =
-                        dag.nodes().iter().filter(|n| n.parents.is_some()).count() as f64;
+                    // The products of one depth run in parallel, the
+                    // depths one after another: count rounds of THREADS.
+                    let products = (1..=dag.depth())
+                        .map(|d| {
+                            let count = dag.nodes().iter().filter(|n| n.depth == d).count();
+                            (count as f64 / THREADS).ceil() * THREADS
+                        })
+                        .sum::<f64>();
                     let bundles = (per_bin / b as f64).ceil() + 1.0;
                     let parts = rows as f64 * bundles;
                     let label_parts = if label_bytes == 0 {
@@ -484,11 +659,19 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                     let polys = parts * (1.0 + label_parts);
                     // Plain products per polynomial, and with
                     // Paterson-Stockmeyer its ciphertext products.
-                    let per_poly = bfv.op_scale * b as f64 * COST_PLAIN_PRODUCT
+                    let c = &bfv.costs;
+                    let db_bytes = polys * (b + 1) as f64 * plaintext_bytes;
+                    let plain = if db_bytes > CACHE_BYTES {
+                        c.plain + plaintext_bytes / MEMORY_BYTES_PER_US
+                    } else {
+                        c.plain
+                    };
+                    let per_poly = b as f64 * plain
+                        + c.part
                         + if l == 0 {
                             0.0
                         } else {
-                            bfv.product_scale * (b as f64 / (l + 1) as f64) * COST_CT_PRODUCT * 0.6
+                            (b / (l as usize + 1)) as f64 * c.ps_block
                         };
                     let relin = if products > 0.0 || l > 0 {
                         relin_bytes
@@ -497,8 +680,8 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                     };
                     let up = p.query_powers.len() as f64 * rows as f64 * query_ct_bytes + relin;
                     let down = polys * part_bytes;
-                    let cost = bfv.product_scale * rows as f64 * products * COST_CT_PRODUCT
-                        + polys * (per_poly + bfv.op_scale * COST_PART)
+                    let cost = rows as f64 * products * c.product
+                        + polys * per_poly
                         + COST_BYTE * (up + down);
                     if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                         best = Some((cost, p));

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use he_core::{
-    BatchEncoder, BfvParameters, Ciphertext, CompressionBits, Evaluator, Plaintext, PlaintextNtt,
-    RelinKeys,
+    BatchEncoder, BfvParameters, Ciphertext, CompressionBits, Evaluator, LiftedCiphertext,
+    Plaintext, PlaintextNtt, RelinKeys,
 };
 use rand::Rng;
 use rayon::prelude::*;
@@ -543,28 +543,31 @@ impl SenderDb {
         let bits = CompressionBits::for_params(&self.he);
         let powers = compute_powers(&ev, &self.dag, &self.params.query_powers, sources, rk)?;
         let l = self.params.ps_low_degree as usize;
-        let level = plain_level(&self.params, &self.he);
+        let level = plain_level(&self.he);
         // Every power in NTT form for plain products (at the plaintexts'
-        // level, see `plain_level`); Paterson-Stockmeyer
-        // also multiplies by the high powers (multiples of L + 1) in
-        // coefficient form, so only those keep a coefficient-form copy.
-        let (ntt_powers, high_powers): (Vec<Option<Ciphertext>>, Vec<Option<Ciphertext>>) = powers
-            .into_par_iter()
-            .enumerate()
-            .map(|(p, ct)| -> Result<_> {
-                let Some(mut c) = ct else {
-                    return Ok((None, None));
-                };
-                let high = (l > 0 && p > 0 && p % (l + 1) == 0).then(|| c.clone());
-                if level > 0 {
-                    c = ev.mod_switch_to_level(&c, level)?;
-                }
-                ev.transform_to_ntt(&mut c)?;
-                Ok((Some(c), high))
-            })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .unzip();
+        // level, see `plain_level`); Paterson-Stockmeyer also multiplies by
+        // the high powers (multiples of L + 1), lifted once here for every
+        // polynomial's products.
+        let (ntt_powers, high_powers): (Vec<Option<Ciphertext>>, Vec<Option<LiftedCiphertext>>) =
+            powers
+                .into_par_iter()
+                .enumerate()
+                .map(|(p, ct)| -> Result<_> {
+                    let Some(mut c) = ct else {
+                        return Ok((None, None));
+                    };
+                    if level > 0 {
+                        c = ev.mod_switch_to_level(&c, level)?;
+                    }
+                    let high = (l > 0 && p > 0 && p % (l + 1) == 0)
+                        .then(|| ev.lift(&c))
+                        .transpose()?;
+                    ev.transform_to_ntt(&mut c)?;
+                    Ok((Some(c), high))
+                })
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .unzip();
         let result: Result<()> = self.bundles[bi].par_iter().try_for_each(|bundle| {
             let cache = bundle
                 .cache
@@ -700,15 +703,15 @@ fn key_check(key: &OprfKey) -> [u8; 32] {
 /// switched down to it after they are computed, which keeps their relative
 /// noise), so each stored plaintext and each plain product costs one
 /// prime less than at the top level: a third less memory and work with
-/// three ciphertext primes. With only two primes, or with
-/// Paterson-Stockmeyer (whose ciphertext products need the headroom), the
-/// top level.
-fn plain_level(params: &PsiParams, he: &BfvParameters) -> usize {
-    if params.ps_low_degree > 0 {
-        0
-    } else {
-        he.max_level().saturating_sub(1)
-    }
+/// three ciphertext primes. With only two primes, the top level.
+///
+/// Paterson-Stockmeyer's block products run there too. Measured at
+/// `n = 8192` with 29 blocks of 27 plain terms: 60-bit primes, low powers
+/// at depth 2 and high ones at depth 3 leave 18 bits at the top level and
+/// 18 one prime lower; the 54- and 55-bit set (depths 1 and 2) 19 bits one
+/// prime lower.
+fn plain_level(he: &BfvParameters) -> usize {
+    he.max_level().saturating_sub(1)
 }
 
 /// Everything needed to turn a bundle's entries into plaintexts.
@@ -801,7 +804,7 @@ impl CacheContext<'_> {
     fn batch(&self, coeffs: &[Vec<u64>]) -> Result<PolyPlaintexts> {
         let encoder = BatchEncoder::new(self.he);
         let constant = encoder.encode(&coeffs[0])?;
-        let level = plain_level(self.params, self.he);
+        let level = plain_level(self.he);
         let mut ntt = vec![None];
         for row in &coeffs[1..] {
             if row.iter().all(|&c| c == 0) {
@@ -900,20 +903,21 @@ fn eval_direct(
 /// Paterson-Stockmeyer: with block size `L + 1`, the polynomial is
 /// `sum_i inner_i(y) * y^(i (L+1))` where each `inner_i` has degree `<= L`
 /// and is evaluated with plain multiplications of the low powers; each
-/// block then costs one ciphertext product with a high power, and the sum
-/// one relinearization. `ntt_powers` holds every power in NTT form,
-/// `powers` the high ones in coefficient form.
+/// block then costs one ciphertext product with a high power, all summed
+/// before one scaling ([`Evaluator::multiply_sum`]) and one
+/// relinearization. `ntt_powers` holds every power in NTT form,
+/// `high_powers` the high ones lifted for products.
 fn eval_paterson_stockmeyer(
     ev: &Evaluator,
     ntt_powers: &[Option<Ciphertext>],
-    powers: &[Option<Ciphertext>],
+    high_powers: &[Option<LiftedCiphertext>],
     poly: &PolyPlaintexts,
     l: usize,
     rk: &RelinKeys,
 ) -> Result<Ciphertext> {
     let degree = poly.ntt.len() - 1;
     let block = l + 1;
-    fn power(v: &[Option<Ciphertext>], p: usize) -> Result<&Ciphertext> {
+    fn power<T>(v: &[Option<T>], p: usize) -> Result<&T> {
         v.get(p)
             .and_then(Option::as_ref)
             .ok_or(Error::UnreachablePower { power: p as u32 })
@@ -925,19 +929,15 @@ fn eval_paterson_stockmeyer(
         }
         Ok(())
     };
-    // Products of size 3 (coefficient form) and plain terms (NTT form).
-    let mut products: Option<Ciphertext> = None;
+    // Lifted inner sums with their high powers, and plain terms (NTT form).
+    let mut blocks: Vec<(LiftedCiphertext, &LiftedCiphertext)> = Vec::new();
     let mut plain_terms: Option<Ciphertext> = None;
     for i in 0..=degree / block {
         let base = i * block;
         let mut pairs = Vec::new();
         for j in 1..=l {
             if let Some(Some(pt)) = poly.ntt.get(base + j) {
-                let ct = ntt_powers
-                    .get(j)
-                    .and_then(Option::as_ref)
-                    .ok_or(Error::UnreachablePower { power: j as u32 })?;
-                pairs.push((ct, pt));
+                pairs.push((power(ntt_powers, j)?, pt));
             }
         }
         let inner = if pairs.is_empty() {
@@ -951,15 +951,23 @@ fn eval_paterson_stockmeyer(
             }
             continue;
         }
-        if let Some(mut x) = inner {
-            ev.transform_from_ntt(&mut x)?;
-            add(&mut products, ev.multiply(&x, power(powers, base)?)?)?;
+        if let Some(x) = inner {
+            blocks.push((ev.lift(&x)?, power(high_powers, base)?));
         }
         if let Some(Some(c)) = poly.ntt.get(base) {
             add(
                 &mut plain_terms,
                 ev.multiply_plain_ntt(power(ntt_powers, base)?, c)?,
             )?;
+        }
+    }
+    let mut products: Option<Ciphertext> = None;
+    if let Some((first, _)) = blocks.first() {
+        let capacity = ev.multiply_sum_capacity(first.level())?.max(1);
+        let pairs: Vec<(&LiftedCiphertext, &LiftedCiphertext)> =
+            blocks.iter().map(|(x, h)| (x, *h)).collect();
+        for chunk in pairs.chunks(capacity) {
+            add(&mut products, ev.multiply_sum(chunk)?)?;
         }
     }
     let mut total = match (products, plain_terms) {

@@ -92,3 +92,40 @@ fn every_preset_answers_correctly_at_reduced_size() {
         e2e(p);
     }
 }
+
+/// The deep Paterson-Stockmeyer set of the 2^24-item presets with every
+/// bin full and overflowing into a second bundle (a small table stands in
+/// for the 2048 bins): the whole circuit runs, with budget to spare.
+#[test]
+fn deep_paterson_stockmeyer_with_full_bins() {
+    let preset = PRESETS.iter().find(|p| p.name == "16M-1").unwrap();
+    let mut params = preset.params();
+    assert!(
+        params.ps_low_degree > 0,
+        "16M-1 is a Paterson-Stockmeyer set"
+    );
+    params.table_size = 16;
+    let per_bin = params.max_items_per_bin;
+    let n = 16 * per_bin * 5 / 4;
+    let mut db = SenderDb::new(params.clone(), OprfKey::generate().unwrap()).unwrap();
+    let items: Vec<Vec<u8>> = (0..n).map(|i| format!("d{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+    db.insert_unlabeled(&refs).unwrap();
+    assert_eq!(
+        db.result_part_count(),
+        2,
+        "full bins spill into a second bundle"
+    );
+    let receiver = Receiver::new(params).unwrap();
+    for item in [b"d12345".as_slice(), b"absent".as_slice()] {
+        let (req, pending) = receiver.oprf_request(&[item]).unwrap();
+        let (query, state) = receiver
+            .create_query(pending, &db.evaluate_oprf(&req).unwrap())
+            .unwrap();
+        let parts = db.answer_all(&query).unwrap();
+        let budget = receiver.min_noise_budget(&parts).unwrap();
+        assert!(budget >= 2, "result noise budget {budget}");
+        let results = receiver.decode(&state, &parts).unwrap();
+        assert_eq!(results[0].matched, item != b"absent");
+    }
+}
