@@ -155,8 +155,8 @@ struct BfvChoice {
 
 /// Costs of the sender's operations for one BFV choice, in microseconds on
 /// one core with the data in cache, measured on the benchmark machine
-/// (AVX-512 with IFMA) with `cargo run --release -p he-core --example
-/// op_costs`; only their ratios to each other and to [`COST_BYTE`] matter.
+/// (AVX-512 with IFMA) with the `op_costs` example of he-core (see its
+/// docs); only their ratios to each other and to [`COST_BYTE`] matter.
 /// Plain products on a database larger than the cache are bound by memory
 /// as well ([`MEMORY_BYTES_PER_US`]).
 struct Costs {
