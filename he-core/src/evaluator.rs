@@ -29,6 +29,16 @@ pub struct Evaluator {
     params: Arc<BfvParameters>,
 }
 
+/// `size` when a product of that many polynomials is allowed.
+fn check_product_size(size: usize) -> Result<usize> {
+    if size > MAX_CIPHERTEXT_SIZE {
+        return Err(Error::InvalidValue(format!(
+            "product would have {size} polynomials (at most {MAX_CIPHERTEXT_SIZE}); relinearize first"
+        )));
+    }
+    Ok(size)
+}
+
 /// Two operands of a tensor product: their polynomials over `Q_l` and the
 /// auxiliary primes, NTT form.
 type TensorPair<'a> = (&'a [Vec<u64>], &'a [Vec<u64>]);
@@ -639,24 +649,13 @@ impl Evaluator {
         let level = a.level;
         let sa = a.polys.len();
         let sb = b.map_or(sa, |b| b.polys.len());
-        let out_size = sa + sb - 1;
-        if out_size > MAX_CIPHERTEXT_SIZE {
-            return Err(Error::InvalidValue(format!(
-                "product would have {out_size} polynomials (at most {MAX_CIPHERTEXT_SIZE}); relinearize first"
-            )));
-        }
+        let out_size = check_product_size(sa + sb - 1)?;
         let basis = self.basis_qp(level)?;
-        let ext = |ct: &Ciphertext| -> Result<Vec<Vec<u64>>> {
-            self.coeff_polys(ct)
-                .iter()
-                .map(|p| self.extend_to_qp_ntt(level, p, None, &basis))
-                .collect()
-        };
-        let ea = ext(a)?;
+        let ea = self.lift(a)?.polys;
         let eb_owned;
         let eb: &[Vec<u64>] = match b {
             Some(b) => {
-                eb_owned = ext(b)?;
+                eb_owned = self.lift(b)?.polys;
                 &eb_owned
             }
             None => &ea,
@@ -704,7 +703,9 @@ impl Evaluator {
                 // counts twice) in the accumulators since the last fold.
                 let mut pending = 0usize;
                 for (ea, eb) in pairs {
-                    let weight = 2 * ea.len().min(eb.len());
+                    // A coefficient gathers at most min(sa, sb) products
+                    // (a doubled cross term counting as two).
+                    let weight = ea.len().min(eb.len());
                     if pending + weight > LAZY_PRODUCTS {
                         fold(&mut acc, out, m, &r);
                         pending = 0;
@@ -788,14 +789,14 @@ impl Evaluator {
             .iter()
             .map(|p| p.bits() - 1)
             .sum();
-        let q_bits: u32 = params.moduli[..ctx.k].iter().map(|q| q.bits()).sum();
+        let q_bits = ctx.q_big.bits();
         let t_bits = params.plaintext().bits();
         let n_bits = params.degree().trailing_zeros();
         // |t/Q * sum| <= terms * n * t * Q / 4 must stay below P / 16: the
         // rounding of the lift back to Q is exact with that margin.
         let spare = p_bits.saturating_sub(q_bits + t_bits + n_bits + 2);
         // Each size-2 pair puts up to two products in a coefficient.
-        Ok((1usize << spare.min(40)) / 2)
+        Ok((1usize << spare.min(usize::BITS - 2)) / 2)
     }
 
     /// `sum_i a_i * b_i`: the tensor products added before the one scaling
@@ -833,11 +834,7 @@ impl Evaluator {
             out_size = out_size.max(a.polys.len() + b.polys.len() - 1);
             weight += a.polys.len().min(b.polys.len()).div_ceil(2);
         }
-        if out_size > MAX_CIPHERTEXT_SIZE {
-            return Err(Error::InvalidValue(format!(
-                "product would have {out_size} polynomials (at most {MAX_CIPHERTEXT_SIZE}); relinearize first"
-            )));
-        }
+        check_product_size(out_size)?;
         let capacity = self.multiply_sum_capacity(level)?;
         if weight > capacity {
             return Err(Error::InvalidValue(format!(
@@ -1016,6 +1013,39 @@ mod tests {
     use crate::keys::SecretKey;
     use crate::params::BfvParametersBuilder;
     use crate::plaintext::BatchEncoder;
+
+    /// A ciphertext lifts to the same polynomials from coefficient or NTT
+    /// form (the NTT form skips the transforms of its `Q` part), at the top
+    /// level and below it.
+    #[test]
+    fn lift_is_the_same_from_either_form() {
+        let params = BfvParametersBuilder::new()
+            .degree(1024)
+            .plaintext_modulus(12289)
+            .moduli_bits(&[40, 40, 40])
+            .special_modulus_bits(40)
+            .insecure_skip_security_check_for_tests()
+            .build()
+            .unwrap();
+        let sk = SecretKey::random(&params).unwrap();
+        let enc = BatchEncoder::new(&params);
+        let ev = Evaluator::new(&params);
+        let values: Vec<u64> = (0..1024u64).map(|i| i * 7919 % 12289).collect();
+        let ct = sk.encrypt_symmetric(&enc.encode(&values).unwrap()).unwrap();
+        for level in 0..=1 {
+            let coeff = ev.mod_switch_to_level(&ct, level).unwrap();
+            let mut ntt = coeff.clone();
+            ev.transform_to_ntt(&mut ntt).unwrap();
+            let (a, b) = (ev.lift(&coeff).unwrap(), ev.lift(&ntt).unwrap());
+            assert_eq!(a.level(), level);
+            assert_eq!(a.size(), 2);
+            assert_eq!(a.polys, b.polys, "level {level}");
+            // Q part in NTT form, then one residue per auxiliary prime.
+            let basis = ev.basis_qp(level).unwrap();
+            assert_eq!(a.polys[0].len(), basis.len() * 1024);
+            assert_eq!(&a.polys[0][..(3 - level) * 1024], &ntt.polys[0][..]);
+        }
+    }
 
     /// The split 52-bit path (IFMA, or its scalar loop) and the `u128` path
     /// give the same residues, for more terms than one lazy chunk of either.

@@ -201,7 +201,8 @@ impl PsiParams {
     /// `= 1 mod 2n`; `n` a power of two; `table_size` below
     /// `bins_per_bundle` or a multiple of it; query powers start with 1,
     /// sorted, distinct, each a needed power; every needed power reachable;
-    /// enough item bits for `2^-40` false positives on a one-item query.
+    /// no field element wholly past an item's 128 bits; enough item bits
+    /// for `2^-40` false positives on a one-item query.
     pub fn validate(&self) -> Result<PowersDag> {
         let n = self.bfv.poly_modulus_degree;
         if !n.is_power_of_two() || !(2..=MAX_POLY_MODULUS_DEGREE).contains(&n) {

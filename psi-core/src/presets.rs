@@ -340,8 +340,8 @@ const THREADS: f64 = 2.0;
 /// Databases up to this many bytes of plaintexts count as cache-resident.
 const CACHE_BYTES: f64 = 32.0 * 1024.0 * 1024.0;
 /// Cost of one byte on the wire (up or down) in core-microseconds, so that
-/// bytes weigh in the choice: 250 ms per MB, about the time a byte takes on
-/// a 32 Mbit/s link, counted twice as sender compute counts both cores.
+/// bytes weigh in the choice: 250 ms per MB, what a megabyte takes on a
+/// 64 Mbit/s link, counted against the compute of two cores.
 /// At 200 ms per MB the 2^20 x 1 labeled set moves to `n = 2048` and
 /// sends as many bytes as APSI's.
 const COST_BYTE: f64 = 0.25;
@@ -567,125 +567,122 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
                 if label_bytes > 0 && b > MAX_LABELED_BIN {
                     continue;
                 }
-                {
-                    let mut p = PsiParams {
-                        table_size,
-                        hash_functions: h,
-                        max_items_per_bin: b,
-                        felts_per_item: f,
-                        query_powers: vec![1],
-                        ps_low_degree: l,
-                        label_byte_count: label_bytes,
-                        nonce_byte_count: if label_bytes == 0 { 0 } else { NONCE_BYTES },
-                        bfv: BfvSpec {
-                            poly_modulus_degree: bfv.degree,
-                            coeff_modulus_bits: bfv.coeff_modulus_bits.to_vec(),
-                            plain_modulus: bfv.plain_modulus,
-                        },
-                    };
-                    if bfv.coeff_modulus_bits.is_empty() {
-                        let Some(bits) = direct_prime_bits(&p) else {
-                            continue;
-                        };
-                        p.bfv.coeff_modulus_bits = vec![bits];
-                    }
-                    // Seeded query ciphertexts carry one polynomial;
-                    // relinearization keys one seeded row per ciphertext
-                    // prime over every prime.
-                    let q = p.ciphertext_prime_bits();
-                    let q_bits: u32 = q.iter().sum();
-                    // One prime: no key switching, no relinearization keys.
-                    let relin_bytes = p.special_prime_bits().map_or(0.0, |special| {
-                        q.len() as f64 * n * (q_bits + special) as f64 / 8.0
-                    });
-                    let query_ct_bytes = n * q_bits as f64 / 8.0;
-                    // Plaintexts (NTT form, u64 residues) sit one prime
-                    // above the last: two primes, or the only one.
-                    let plaintext_bytes = (n * q.len().min(2) as f64) * 8.0;
-                    let targets = p.target_powers();
-                    let low_depth = if l == 0 { 0 } else { bfv.max_low_depth };
-                    let Some(sources) = sources_memo
-                        .entry((
-                            targets,
-                            bfv.max_powers_depth,
-                            bfv.max_query_powers,
-                            low_depth,
-                        ))
-                        .or_insert_with_key(|(targets, depth, max, low_depth)| {
-                            if l == 0 {
-                                query_powers_for(targets, *depth, *max)
-                            } else {
-                                paterson_stockmeyer_powers(b as u32, l, *low_depth, *depth, *max)
-                            }
-                        })
-                        .clone()
-                    else {
+                let mut p = PsiParams {
+                    table_size,
+                    hash_functions: h,
+                    max_items_per_bin: b,
+                    felts_per_item: f,
+                    query_powers: vec![1],
+                    ps_low_degree: l,
+                    label_byte_count: label_bytes,
+                    nonce_byte_count: if label_bytes == 0 { 0 } else { NONCE_BYTES },
+                    bfv: BfvSpec {
+                        poly_modulus_degree: bfv.degree,
+                        coeff_modulus_bits: bfv.coeff_modulus_bits.to_vec(),
+                        plain_modulus: bfv.plain_modulus,
+                    },
+                };
+                if bfv.coeff_modulus_bits.is_empty() {
+                    let Some(bits) = direct_prime_bits(&p) else {
                         continue;
                     };
-                    p.query_powers = sources;
-                    let Ok(dag) = p.validate_for_sizes(receiver_items, sender_items) else {
-                        continue;
-                    };
-                    // Paterson-Stockmeyer multiplies a low-power term (one
-                    // level for the plain product) by a high power: keep the
-                    // low powers one level shallower.
-                    if l != 0 {
-                        let low_depth = dag
-                            .nodes()
-                            .iter()
-                            .filter(|n| n.power <= l)
-                            .map(|n| n.depth)
-                            .max();
-                        if low_depth.unwrap_or(0) > bfv.max_low_depth {
-                            continue;
-                        }
-                    }
-                    // The products of one depth run in parallel, the
-                    // depths one after another: count rounds of THREADS.
-                    let products = (1..=dag.depth())
-                        .map(|d| {
-                            let count = dag.nodes().iter().filter(|n| n.depth == d).count();
-                            (count as f64 / THREADS).ceil() * THREADS
-                        })
-                        .sum::<f64>();
-                    let bundles = (per_bin / b as f64).ceil() + 1.0;
-                    let parts = rows as f64 * bundles;
-                    let label_parts = if label_bytes == 0 {
-                        0.0
-                    } else {
-                        (((label_bytes + NONCE_BYTES) * 8) as f64 / bfv.felt_bits as f64 / f as f64)
-                            .ceil()
-                    };
-                    let polys = parts * (1.0 + label_parts);
-                    // Plain products per polynomial, and with
-                    // Paterson-Stockmeyer its ciphertext products.
-                    let c = &bfv.costs;
-                    let db_bytes = polys * (b + 1) as f64 * plaintext_bytes;
-                    let plain = if db_bytes > CACHE_BYTES {
-                        c.plain + plaintext_bytes / MEMORY_BYTES_PER_US
-                    } else {
-                        c.plain
-                    };
-                    let per_poly = b as f64 * plain
-                        + c.part
-                        + if l == 0 {
-                            0.0
+                    p.bfv.coeff_modulus_bits = vec![bits];
+                }
+                // Seeded query ciphertexts carry one polynomial;
+                // relinearization keys one seeded row per ciphertext
+                // prime over every prime.
+                let q = p.ciphertext_prime_bits();
+                let q_bits: u32 = q.iter().sum();
+                // One prime: no key switching, no relinearization keys.
+                let relin_bytes = p.special_prime_bits().map_or(0.0, |special| {
+                    q.len() as f64 * n * (q_bits + special) as f64 / 8.0
+                });
+                let query_ct_bytes = n * q_bits as f64 / 8.0;
+                // Plaintexts (NTT form, u64 residues) sit one prime
+                // above the last: two primes, or the only one.
+                let plaintext_bytes = (n * q.len().min(2) as f64) * 8.0;
+                let targets = p.target_powers();
+                let low_depth = if l == 0 { 0 } else { bfv.max_low_depth };
+                let Some(sources) = sources_memo
+                    .entry((
+                        targets,
+                        bfv.max_powers_depth,
+                        bfv.max_query_powers,
+                        low_depth,
+                    ))
+                    .or_insert_with_key(|(targets, depth, max, low_depth)| {
+                        if l == 0 {
+                            query_powers_for(targets, *depth, *max)
                         } else {
-                            (b / (l as usize + 1)) as f64 * c.ps_block
-                        };
-                    let relin = if products > 0.0 || l > 0 {
-                        relin_bytes
-                    } else {
-                        0.0
-                    };
-                    let up = p.query_powers.len() as f64 * rows as f64 * query_ct_bytes + relin;
-                    let down = polys * part_bytes;
-                    let cost = rows as f64 * products * c.product
-                        + polys * per_poly
-                        + COST_BYTE * (up + down);
-                    if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                        best = Some((cost, p));
+                            paterson_stockmeyer_powers(b as u32, l, *low_depth, *depth, *max)
+                        }
+                    })
+                    .clone()
+                else {
+                    continue;
+                };
+                p.query_powers = sources;
+                let Ok(dag) = p.validate_for_sizes(receiver_items, sender_items) else {
+                    continue;
+                };
+                // Paterson-Stockmeyer multiplies a low-power term (one
+                // level for the plain product) by a high power: keep the
+                // low powers one level shallower.
+                if l != 0 {
+                    let low_depth = dag
+                        .nodes()
+                        .iter()
+                        .filter(|n| n.power <= l)
+                        .map(|n| n.depth)
+                        .max();
+                    if low_depth.unwrap_or(0) > bfv.max_low_depth {
+                        continue;
                     }
+                }
+                // The products of one depth run in parallel, the
+                // depths one after another: count rounds of THREADS.
+                let products = (1..=dag.depth())
+                    .map(|d| {
+                        let count = dag.nodes().iter().filter(|n| n.depth == d).count();
+                        (count as f64 / THREADS).ceil() * THREADS
+                    })
+                    .sum::<f64>();
+                let bundles = (per_bin / b as f64).ceil() + 1.0;
+                let parts = rows as f64 * bundles;
+                let label_parts = if label_bytes == 0 {
+                    0.0
+                } else {
+                    (((label_bytes + NONCE_BYTES) * 8) as f64 / bfv.felt_bits as f64 / f as f64)
+                        .ceil()
+                };
+                let polys = parts * (1.0 + label_parts);
+                // Plain products per polynomial, and with
+                // Paterson-Stockmeyer its ciphertext products.
+                let c = &bfv.costs;
+                let db_bytes = polys * (b + 1) as f64 * plaintext_bytes;
+                let plain = if db_bytes > CACHE_BYTES {
+                    c.plain + plaintext_bytes / MEMORY_BYTES_PER_US
+                } else {
+                    c.plain
+                };
+                let per_poly = b as f64 * plain
+                    + c.part
+                    + if l == 0 {
+                        0.0
+                    } else {
+                        (b / (l as usize + 1)) as f64 * c.ps_block
+                    };
+                let relin = if products > 0.0 || l > 0 {
+                    relin_bytes
+                } else {
+                    0.0
+                };
+                let up = p.query_powers.len() as f64 * rows as f64 * query_ct_bytes + relin;
+                let down = polys * part_bytes;
+                let cost =
+                    rows as f64 * products * c.product + polys * per_poly + COST_BYTE * (up + down);
+                if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                    best = Some((cost, p));
                 }
             }
         }

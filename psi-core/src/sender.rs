@@ -961,9 +961,16 @@ fn eval_paterson_stockmeyer(
             )?;
         }
     }
+    // Summed in as few multiply_sum calls as the auxiliary primes allow
+    // (every operand here has two polynomials: one unit of capacity).
     let mut products: Option<Ciphertext> = None;
     if let Some((first, _)) = blocks.first() {
-        let capacity = ev.multiply_sum_capacity(first.level())?.max(1);
+        let capacity = ev.multiply_sum_capacity(first.level())?;
+        if capacity == 0 {
+            return Err(Error::Malformed(
+                "these parameters leave no room to sum Paterson-Stockmeyer products".into(),
+            ));
+        }
         let pairs: Vec<(&LiftedCiphertext, &LiftedCiphertext)> =
             blocks.iter().map(|(x, h)| (x, *h)).collect();
         for chunk in pairs.chunks(capacity) {
