@@ -96,7 +96,7 @@ fn run() -> std::result::Result<(), Box<dyn std::error::Error>> {
         .map(|l| l as usize)
         .collect();
     println!(
-        "| sender | receiver | label | preset | OPRF hash (s) | DB build (s) | DB memory (MiB) | query (ms) | answer (ms) | decode (ms) | up (KB) | down (KB) | parts | matches |"
+        "| sender | receiver | label | preset | OPRF hash (s) | DB build (s): place + encode | DB memory (MiB) | query (ms) | answer (ms) | decode (ms) | up (KB) | down (KB) | parts | matches |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &sender in &sender_sizes {
@@ -132,6 +132,7 @@ fn run() -> std::result::Result<(), Box<dyn std::error::Error>> {
                     prepared_cache.as_ref().ok_or("OPRF cache not filled")?;
                 let t = Instant::now();
                 db.insert_prepared(prepared.clone())?;
+                let place = t.elapsed().as_secs_f64();
                 db.regenerate(|_, _| {})?;
                 let build = t.elapsed().as_secs_f64();
                 let stats = db.stats();
@@ -197,13 +198,15 @@ fn run() -> std::result::Result<(), Box<dyn std::error::Error>> {
                 }
                 let up = req_bytes.len() + query_bytes.len();
                 println!(
-                    "| 2^{} | {} | {} | {} | {:.1} | {:.1} | {:.0} (peak RSS {:.0}) | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {}/{} |",
+                    "| 2^{} | {} | {} | {} | {:.1} | {:.1}: {:.1} + {:.1} | {:.0} (peak RSS {:.0}) | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {}/{} |",
                     sender.trailing_zeros(),
                     receiver,
                     label_bytes,
                     preset,
                     oprf_secs,
                     build,
+                    place,
+                    build - place,
                     stats.bytes_in_memory as f64 / (1 << 20) as f64,
                     peak_rss_mib(),
                     query_ms,

@@ -31,7 +31,7 @@ use crate::label::encrypt_label;
 use crate::messages::{OprfRequest, OprfResponse, Query, ResultPart};
 use crate::oprf::{DIRECT_BATCH, OprfKey, OprfOutput};
 use crate::params::{PowersDag, PsiParams};
-use crate::poly::{Interpolator, from_roots};
+use crate::poly::RootsProduct;
 use crate::wire::{Codec, Reader, Writer};
 
 /// An item ready to insert: its OPRF-derived PSI item and encrypted label.
@@ -384,6 +384,7 @@ impl SenderDb {
             encoder: &self.encoder,
             bits_per_felt: self.bits_per_felt,
             label_parts: self.label_parts,
+            roots: RootsProduct::new(self.he.plaintext(), self.params.max_items_per_bin),
         };
         dirty.into_par_iter().try_for_each(|bundle| -> Result<()> {
             bundle.cache = Some(ctx.build(&bundle.bins)?);
@@ -721,6 +722,8 @@ struct CacheContext<'a> {
     encoder: &'a ItemEncoder,
     bits_per_felt: u32,
     label_parts: usize,
+    /// Matching and label polynomials.
+    roots: RootsProduct,
 }
 
 impl CacheContext<'_> {
@@ -759,7 +762,7 @@ impl CacheContext<'_> {
                 // (see `place`), so interpolation is well defined; unlabeled
                 // ones may, which only repeats a root.
                 let interpolator = if self.label_parts > 0 {
-                    Some(Interpolator::new(&t, &xs)?)
+                    Some(self.roots.interpolator(&xs)?)
                 } else {
                     None
                 };
@@ -767,7 +770,7 @@ impl CacheContext<'_> {
                 let roots: &[u64] = match &interpolator {
                     Some(i) => i.vanishing(),
                     None => {
-                        owned_roots = from_roots(&t, &xs);
+                        owned_roots = self.roots.from_roots(&xs);
                         &owned_roots
                     }
                 };
