@@ -125,7 +125,13 @@ impl RootsProduct {
     /// Prepares products of up to `max_roots` roots (more still work, above
     /// that size by the quadratic method).
     pub fn new(t: &Modulus, max_roots: usize) -> Self {
-        let top = (max_roots + 1).next_power_of_two().trailing_zeros() as usize;
+        // Larger products than he-core's largest NTT use the quadratic
+        // method.
+        let top = max_roots
+            .saturating_add(1)
+            .min(he_core::ntt::MAX_DEGREE)
+            .next_power_of_two()
+            .trailing_zeros() as usize;
         let plans = (0..=top)
             .map(|k| {
                 let size = 1usize << k;
@@ -541,6 +547,16 @@ mod tests {
             product.interpolator(&dup).unwrap_err(),
             Error::DuplicateInterpolationPoint { x: 5 }
         );
+    }
+
+    #[test]
+    fn roots_product_any_size_hint() {
+        let t = m(65_537);
+        let roots: Vec<u64> = (0..100).collect();
+        for max in [0, 1, usize::MAX / 2, usize::MAX] {
+            let product = RootsProduct::new(&t, max);
+            assert_eq!(product.from_roots(&roots), from_roots(&t, &roots));
+        }
     }
 
     #[test]
