@@ -1,14 +1,16 @@
 //! Polynomials over `Z_t`, coefficients low degree first (`coeffs[i]` is the
 //! coefficient of `x^i`). All inputs are reduced mod `t` first, so any
-//! `u64` is accepted. Costs are `O(d^2)` multiplications mod `t`, which is
-//! fine for bin sizes in the hundreds to low thousands.
+//! `u64` is accepted. The free functions cost `O(d^2)` multiplications mod
+//! `t`; [`RootsProduct`] and the interpolators it makes use product trees
+//! with NTT products, `O(d log^2 d)`.
 //!
 //! The sender uses [`RootsProduct`] (or [`from_roots`]) for the matching
 //! polynomial of a bin (zero exactly at the bin's item parts) and
 //! [`Interpolator`] (or [`interpolate`]) for the label polynomial (through
 //! `(item part, label part)`).
 
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use he_core::{Modulus, NttPlan};
 
@@ -102,9 +104,10 @@ const TREE_LEAF_ROOTS: usize = 16;
 /// these trees (one core).
 ///
 /// The NTT of size `m` needs `t = 1 mod 2m`, which BFV batching already
-/// demands up to the ring degree; products too large for the roots `t`
-/// has fall back to the quadratic method, so every `t` gives the same
-/// result as [`from_roots`].
+/// demands up to the ring degree. Products larger than the largest NTT `t`
+/// allows are cut into blocks of half that size, transformed once and
+/// summed in the NTT domain; a `t` with no NTT above the leaves uses the
+/// quadratic method. Every `t` gives the same result as [`from_roots`].
 ///
 /// ```
 /// use he_core::Modulus;
@@ -116,78 +119,147 @@ const TREE_LEAF_ROOTS: usize = 16;
 /// assert_eq!(product.from_roots(&roots), from_roots(&t, &roots));
 /// # Ok::<(), he_core::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RootsProduct {
     t: Modulus,
-    /// `plans[k]` is the NTT of size `2^k`, for the sizes the tree uses and
-    /// `t` allows (shared by the interpolators made from this).
-    plans: Arc<Vec<Option<NttPlan>>>,
+    /// The largest `k` with an NTT of size `2^k` for this `t` (`t = 1 mod
+    /// 2^(k+1)`, at most he-core's largest), if that size is above the
+    /// tree's leaves.
+    max_k: Option<usize>,
+    /// `plans[k]`, the NTT of size `2^k`, made on first use and shared by
+    /// the clones and the interpolators made from this.
+    plans: Arc<[OnceLock<Option<NttPlan>>]>,
+}
+
+impl fmt::Debug for RootsProduct {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RootsProduct")
+            .field("t", &self.t.value())
+            .field("largest_ntt", &self.max_k.map(|k| 1usize << k))
+            .finish()
+    }
 }
 
 impl RootsProduct {
-    /// Prepares products of up to `max_roots` roots (more still work, above
-    /// that size by the quadratic method).
+    /// Prepares products over `Z_t`, making the NTTs for up to `max_roots`
+    /// roots now (larger ones are made on first use).
     pub fn new(t: &Modulus, max_roots: usize) -> Self {
-        // Larger products than he-core's largest NTT use the quadratic
-        // method.
-        let top = max_roots
-            .saturating_add(1)
-            .min(he_core::ntt::MAX_DEGREE)
-            .next_power_of_two()
-            .trailing_zeros() as usize;
-        let plans = (0..=top)
-            .map(|k| {
-                let size = 1usize << k;
-                // The smallest product the tree forms has more than
-                // TREE_LEAF_ROOTS roots.
-                if size <= TREE_LEAF_ROOTS || !(t.value() - 1).is_multiple_of(2 * size as u64) {
-                    return None;
-                }
-                NttPlan::new(size, t.value()).ok()
-            })
-            .collect();
-        Self {
+        let largest = he_core::ntt::MAX_DEGREE.trailing_zeros() as usize;
+        // A negacyclic NTT of size 2^k needs 2^(k+1) | t - 1.
+        let max_k = ((t.value() - 1).trailing_zeros() as usize)
+            .checked_sub(1)
+            .map(|k| k.min(largest))
+            .filter(|&k| 1usize << k > TREE_LEAF_ROOTS);
+        let product = Self {
             t: *t,
-            plans: Arc::new(plans),
+            max_k,
+            plans: (0..=largest).map(|_| OnceLock::new()).collect(),
+        };
+        let hint = max_roots.saturating_add(1).min(he_core::ntt::MAX_DEGREE);
+        for k in 0..=hint.next_power_of_two().trailing_zeros() as usize {
+            product.plan(k);
         }
+        product
     }
 
     /// Quadratic methods only (no NTT).
     fn quadratic(t: &Modulus) -> Self {
         Self {
             t: *t,
-            plans: Arc::new(Vec::new()),
+            max_k: None,
+            plans: Arc::new([]),
         }
     }
 
-    /// The NTT that multiplies two halves of `roots` roots, if the tree
-    /// splits there.
-    fn split_plan(&self, roots: usize) -> Option<&NttPlan> {
-        if roots <= TREE_LEAF_ROOTS {
+    /// The NTT of size `2^k`, if `t` has one and the tree uses it.
+    fn plan(&self, k: usize) -> Option<&NttPlan> {
+        if self.max_k? < k || 1usize << k <= TREE_LEAF_ROOTS {
             return None;
         }
-        // The product has roots + 1 coefficients: the size must exceed its
-        // degree.
-        let k = (roots + 1).next_power_of_two().trailing_zeros() as usize;
-        self.plans.get(k)?.as_ref()
+        self.plans
+            .get(k)?
+            .get_or_init(|| NttPlan::new(1 << k, self.t.value()).ok())
+            .as_ref()
+    }
+
+    /// The NTT that holds a product of `coeffs` coefficients without
+    /// wrapping around, if there is one.
+    fn plan_for(&self, coeffs: usize) -> Option<&NttPlan> {
+        self.plan(coeffs.next_power_of_two().trailing_zeros() as usize)
+    }
+
+    /// Whether `roots` roots are split in two halves (or multiplied out
+    /// directly).
+    fn splits(&self, roots: usize) -> bool {
+        roots > TREE_LEAF_ROOTS && self.max_k.is_some()
     }
 
     /// The monic polynomial `prod (x - r)`, equal to [`from_roots`]`(t, roots)`.
     pub fn from_roots(&self, roots: &[u64]) -> Vec<u64> {
-        let Some(plan) = self.split_plan(roots.len()) else {
+        if !self.splits(roots.len()) {
             return from_roots(&self.t, roots);
-        };
-        let (left, right) = roots.split_at(roots.len() / 2);
-        let mut a = self.from_roots(left);
-        let mut b = self.from_roots(right);
-        self.forward(plan, &mut a);
-        self.forward(plan, &mut b);
-        for (x, &y) in a.iter_mut().zip(&b) {
-            *x = self.t.mul(*x, y);
         }
-        plan.inverse(&mut a);
-        a.truncate(roots.len() + 1);
-        a
+        let (left, right) = roots.split_at(roots.len() / 2);
+        self.multiply(self.from_roots(left), self.from_roots(right))
+    }
+
+    /// `a * b`, coefficients reduced: one NTT product when it fits, else
+    /// blocks of half the largest NTT, else schoolbook.
+    fn multiply(&self, mut a: Vec<u64>, mut b: Vec<u64>) -> Vec<u64> {
+        let t = &self.t;
+        if a.is_empty() || b.is_empty() {
+            return Vec::new();
+        }
+        let len = a.len() + b.len() - 1;
+        if let Some(plan) = self.plan_for(len) {
+            self.forward(plan, &mut a);
+            self.forward(plan, &mut b);
+            for (x, &y) in a.iter_mut().zip(&b) {
+                *x = t.mul(*x, y);
+            }
+            plan.inverse(&mut a);
+            a.truncate(len);
+            return a;
+        }
+        let Some(plan) = self.max_k.and_then(|k| self.plan(k)) else {
+            let mut out = vec![0u64; len];
+            for (i, &x) in a.iter().enumerate() {
+                for (o, &y) in out[i..].iter_mut().zip(&b) {
+                    *o = t.add(*o, t.mul(x, y));
+                }
+            }
+            return out;
+        };
+        // Blocks of half the size: a block product has fewer coefficients
+        // than the size, so it does not wrap; the products that land at the
+        // same offset are summed before one inverse transform.
+        let size = plan.degree();
+        let half = size / 2;
+        let blocks = |p: &[u64]| -> Vec<Vec<u64>> {
+            p.chunks(half)
+                .map(|c| {
+                    let mut v = c.to_vec();
+                    self.forward(plan, &mut v);
+                    v
+                })
+                .collect()
+        };
+        let (fa, fb) = (blocks(&a), blocks(&b));
+        let mut out = vec![0u64; len];
+        for offset in 0..fa.len() + fb.len() - 1 {
+            let mut acc = vec![0u64; size];
+            let first = offset.saturating_sub(fb.len() - 1);
+            for i in first..=offset.min(fa.len() - 1) {
+                for ((c, &x), &y) in acc.iter_mut().zip(&fa[i]).zip(&fb[offset - i]) {
+                    *c = t.add(*c, t.mul(x, y));
+                }
+            }
+            plan.inverse(&mut acc);
+            for (o, &c) in out[offset * half..].iter_mut().zip(&acc) {
+                *o = t.add(*o, c);
+            }
+        }
+        out
     }
 
     /// Prepares interpolation through `xs` on this product tree: the same
@@ -207,32 +279,39 @@ impl RootsProduct {
 
     /// The tree over `xs` (reduced) and its vanishing polynomial.
     fn tree(&self, xs: &[u64], start: usize) -> (Subtree, Vec<u64>) {
-        let Some(plan) = self.split_plan(xs.len()) else {
+        if !self.splits(xs.len()) {
             let vanishing = from_roots(&self.t, xs);
             let leaf = Subtree::Leaf {
                 start,
                 vanishing: vanishing.clone(),
             };
             return (leaf, vanishing);
-        };
+        }
         let half = xs.len() / 2;
-        let (left, mut left_ntt) = self.tree(&xs[..half], start);
-        let (right, mut right_ntt) = self.tree(&xs[half..], start + half);
-        self.forward(plan, &mut left_ntt);
-        self.forward(plan, &mut right_ntt);
-        let mut product: Vec<u64> = left_ntt
-            .iter()
-            .zip(&right_ntt)
-            .map(|(&x, &y)| self.t.mul(x, y))
-            .collect();
-        plan.inverse(&mut product);
-        product.truncate(xs.len() + 1);
+        let (left, mut left_m) = self.tree(&xs[..half], start);
+        let (right, mut right_m) = self.tree(&xs[half..], start + half);
+        let (product, transformed) = match self.plan_for(xs.len() + 1) {
+            Some(plan) => {
+                self.forward(plan, &mut left_m);
+                self.forward(plan, &mut right_m);
+                let mut product: Vec<u64> = left_m
+                    .iter()
+                    .zip(&right_m)
+                    .map(|(&x, &y)| self.t.mul(x, y))
+                    .collect();
+                plan.inverse(&mut product);
+                product.truncate(xs.len() + 1);
+                (product, true)
+            }
+            None => (self.multiply(left_m.clone(), right_m.clone()), false),
+        };
         let node = Subtree::Node {
             len: xs.len(),
             left: Box::new(left),
             right: Box::new(right),
-            left_ntt,
-            right_ntt,
+            left_m,
+            right_m,
+            transformed,
         };
         (node, product)
     }
@@ -278,19 +357,29 @@ impl RootsProduct {
                 len,
                 left,
                 right,
-                left_ntt,
-                right_ntt,
+                left_m,
+                right_m,
+                transformed,
             } => {
                 // L = L_left * M_right + L_right * M_left.
-                let plan = self
-                    .split_plan(*len)
-                    .expect("a node was built with this plan");
                 let mut a = self.combine(left, xs, scaled);
                 let mut b = self.combine(right, xs, scaled);
+                if !transformed {
+                    let mut sum = self.multiply(a, right_m.clone());
+                    for (x, y) in sum.iter_mut().zip(self.multiply(b, left_m.clone())) {
+                        *x = t.add(*x, y);
+                    }
+                    sum.truncate(*len);
+                    return sum;
+                }
+                let plan = self
+                    .plan_for(len + 1)
+                    .expect("a transformed node has its NTT");
                 self.forward(plan, &mut a);
                 self.forward(plan, &mut b);
-                for (((x, &y), &mr), &ml) in a.iter_mut().zip(&b).zip(right_ntt).zip(left_ntt) {
-                    *x = t.add(t.mul(*x, mr), t.mul(y, ml));
+                for (((x, &y), &mr), &ml) in a.iter_mut().zip(&b).zip(right_m).zip(left_m) {
+                    // Both products below 2^122: one reduction.
+                    *x = t.reduce_u128(*x as u128 * mr as u128 + y as u128 * ml as u128);
                 }
                 plan.inverse(&mut a);
                 a.truncate(*len);
@@ -336,18 +425,20 @@ fn derivative_at(t: &Modulus, m: &[u64], xs: &[u64]) -> Vec<u64> {
 }
 
 /// A node of an interpolation tree over consecutive points.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Subtree {
     /// Points `start..start + vanishing.len() - 1`, combined directly.
     Leaf { start: usize, vanishing: Vec<u64> },
     /// `len` points split in two halves, with the halves' vanishing
-    /// polynomials transformed at the size that multiplies them.
+    /// polynomials, transformed at the size that multiplies them if there
+    /// is one (`transformed`), else as coefficients.
     Node {
         len: usize,
         left: Box<Subtree>,
         right: Box<Subtree>,
-        left_ntt: Vec<u64>,
-        right_ntt: Vec<u64>,
+        left_m: Vec<u64>,
+        right_m: Vec<u64>,
+        transformed: bool,
     },
 }
 
@@ -358,13 +449,22 @@ enum Subtree {
 /// `O(d^2)`, and each interpolation `L(x) = sum_i y_i w_i M(x) / (x - x_i)`
 /// another `O(d^2)` multiplications with no inversion, or `O(d log^2 d)`
 /// when made by [`RootsProduct::interpolator`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Interpolator {
     products: RootsProduct,
     xs: Vec<u64>,
     tree: Subtree,
     vanishing: Vec<u64>,
     weights: Vec<u64>,
+}
+
+impl fmt::Debug for Interpolator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Interpolator")
+            .field("products", &self.products)
+            .field("points", &self.xs.len())
+            .finish()
+    }
 }
 
 impl Interpolator {
@@ -530,10 +630,12 @@ mod tests {
         #[test]
         fn roots_product_equals_quadratic(
             roots in proptest::collection::vec(any::<u64>(), 0..700),
-            // Negacyclic NTTs up to size 2^11, 2^13, 2^15 (some products
-            // of 700 roots fall back), none above the leaves (97), and a
-            // 60-bit prime.
-            p in prop::sample::select(vec![12_289u64, 2_277_377, 65_537, 97, 1_152_921_504_606_584_833]),
+            // Negacyclic NTTs up to size 2^8 (blocked products above),
+            // 2^11, 2^13, 2^15, none above the leaves (97), and a 60-bit
+            // prime; `max` only decides which NTTs are made up front.
+            p in prop::sample::select(vec![
+                7681u64, 12_289, 2_277_377, 65_537, 97, 1_152_921_504_606_584_833,
+            ]),
             max in 0usize..800,
         ) {
             let t = m(p);
@@ -546,7 +648,10 @@ mod tests {
         #[test]
         fn tree_interpolation_equals_newton(
             pts in proptest::collection::btree_map(0u64..2_277_377, any::<u64>(), 0..300),
-            p in prop::sample::select(vec![2_277_377u64, 12_289, 97]),
+            p in prop::sample::select(vec![
+                2_277_377u64, 12_289, 7681, 97,
+                1_152_921_504_606_584_833, 2_305_843_009_213_554_689,
+            ]),
         ) {
             let t = m(p);
             // Points distinct mod t.
@@ -626,7 +731,6 @@ mod tests {
         // bin may hold two items sharing a part) and roots above t.
         let t = m(2_277_377);
         let product = RootsProduct::new(&t, 782);
-        assert!(product.plans.iter().flatten().count() >= 4);
         for len in [49, 64, 65, 200, 511, 512, 768, 782, 1500] {
             let roots: Vec<u64> = (0..len as u64)
                 .map(|i| (i * 2_654_435_761 + (i % 7) * 1000) % 3_000_000)
@@ -636,6 +740,113 @@ mod tests {
             for &r in &roots {
                 assert_eq!(evaluate(&t, &c, r), 0);
             }
+        }
+    }
+
+    fn depth(node: &Subtree) -> usize {
+        match node {
+            Subtree::Leaf { .. } => 0,
+            Subtree::Node { left, right, .. } => 1 + depth(left).max(depth(right)),
+        }
+    }
+
+    /// Nodes multiplied by one NTT, and all nodes.
+    fn transformed(node: &Subtree) -> (usize, usize) {
+        match node {
+            Subtree::Leaf { .. } => (0, 0),
+            Subtree::Node {
+                left,
+                right,
+                transformed,
+                ..
+            } => {
+                let (l, r) = (self::transformed(left), self::transformed(right));
+                (l.0 + r.0 + usize::from(*transformed), l.1 + r.1 + 1)
+            }
+        }
+    }
+
+    #[test]
+    fn ntt_paths_are_taken() {
+        let points: Vec<u64> = (0..782).map(|i| i * 7 + 1).collect();
+        // Every size the deep presets' bins need has an NTT mod 2277377, and
+        // a 782-point tree multiplies every node by one.
+        let t = m(2_277_377);
+        let product = RootsProduct::new(&t, 782);
+        assert_eq!(product.max_k, Some(13));
+        for n in 17..=782 {
+            assert!(product.plan_for(n + 1).is_some(), "{n} roots");
+        }
+        let it = product.interpolator(&points).unwrap();
+        assert!(depth(&it.tree) >= 5);
+        let (ntt, all) = transformed(&it.tree);
+        assert_eq!(ntt, all);
+        // Mod 7681 the largest NTT has size 256: the nodes above it are
+        // multiplied in blocks, the ones below by one NTT, whatever the hint.
+        let t = m(7681);
+        let product = RootsProduct::new(&t, 10);
+        assert_eq!(product.max_k, Some(8));
+        assert!(product.plan_for(257).is_none());
+        let it = product.interpolator(&points).unwrap();
+        assert!(depth(&it.tree) >= 5);
+        let (ntt, all) = transformed(&it.tree);
+        assert!(0 < ntt && ntt < all, "{ntt} of {all}");
+        let ys: Vec<u64> = points.iter().map(|&x| x * x % 7681).collect();
+        assert_eq!(
+            it.interpolate(&ys).unwrap(),
+            Interpolator::new(&t, &points)
+                .unwrap()
+                .interpolate(&ys)
+                .unwrap()
+        );
+        // Mod 97 (NTTs only up to 16, the leaves' size) there is no tree.
+        let t = m(97);
+        let product = RootsProduct::new(&t, 782);
+        assert_eq!(product.max_k, None);
+        let it = product.interpolator(&points[..90]).unwrap();
+        assert_eq!(depth(&it.tree), 0);
+    }
+
+    proptest! {
+        #[test]
+        fn blocked_products_equal_schoolbook(
+            a in proptest::collection::vec(0u64..7681, 1..1200),
+            b in proptest::collection::vec(0u64..7681, 1..700),
+        ) {
+            let t = m(7681);
+            let product = RootsProduct::new(&t, 0);
+            prop_assert_eq!(
+                product.multiply(a.clone(), b.clone()),
+                naive_mul(&t, &a, &b)
+            );
+        }
+    }
+
+    #[test]
+    fn boundary_sizes_repeated_roots_and_zero_values() {
+        for p in [2_277_377u64, 7681, 12_289, 1_152_921_504_606_584_833] {
+            let t = m(p);
+            let product = RootsProduct::new(&t, 1025);
+            for k in 4..=10 {
+                for len in [(1usize << k) - 1, 1 << k, (1 << k) + 1] {
+                    let xs: Vec<u64> = (0..len as u64).map(|i| i * 3 + 11).collect();
+                    assert_eq!(product.from_roots(&xs), from_roots(&t, &xs), "{p}: {len}");
+                    let ys: Vec<u64> = xs.iter().map(|&x| x ^ 0x5555).collect();
+                    let it = product.interpolator(&xs).unwrap();
+                    assert_eq!(
+                        it.interpolate(&ys).unwrap(),
+                        interpolate(&t, &xs, &ys).unwrap(),
+                        "{p}: {len}"
+                    );
+                    assert_eq!(it.interpolate(&vec![0; len]).unwrap(), vec![0; len]);
+                }
+            }
+            // One root 700 times: (x - r)^700, and zero 700 times: x^700.
+            let same = vec![12_345u64; 700];
+            assert_eq!(product.from_roots(&same), from_roots(&t, &same));
+            let mut power = vec![0u64; 701];
+            power[700] = 1;
+            assert_eq!(product.from_roots(&[0; 700]), power);
         }
     }
 
