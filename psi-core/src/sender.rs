@@ -837,6 +837,17 @@ fn compute_powers(
     for (p, ct) in query_powers.iter().zip(sources) {
         powers[*p as usize] = Some(ct);
     }
+    // Each operand of a product of two different powers is lifted to the
+    // extended basis once (a product would lift both of its operands), and
+    // dropped after the last depth that uses it.
+    let mut last_use = vec![0u32; max + 1];
+    for n in dag.nodes() {
+        if let Some((a, b)) = n.parents.filter(|(a, b)| a != b) {
+            last_use[a as usize] = last_use[a as usize].max(n.depth);
+            last_use[b as usize] = last_use[b as usize].max(n.depth);
+        }
+    }
+    let mut lifted: Vec<Option<LiftedCiphertext>> = vec![None; max + 1];
     for depth in 1..=dag.depth() {
         let level: Vec<(u32, u32, u32)> = dag
             .nodes()
@@ -852,26 +863,50 @@ fn compute_powers(
                 "the query lacks the relinearization keys these parameters need".into(),
             )
         })?;
+        let mut to_lift: Vec<u32> = level
+            .iter()
+            .filter(|(_, a, b)| a != b)
+            .flat_map(|&(_, a, b)| [a, b])
+            .filter(|&x| lifted[x as usize].is_none())
+            .collect();
+        to_lift.sort_unstable();
+        to_lift.dedup();
+        let get = |x: u32| {
+            powers[x as usize]
+                .as_ref()
+                .ok_or(Error::UnreachablePower { power: x })
+        };
+        let new_lifts: Vec<(u32, LiftedCiphertext)> = to_lift
+            .par_iter()
+            .map(|&x| Ok((x, ev.lift(get(x)?)?)))
+            .collect::<Result<_>>()?;
+        for (x, l) in new_lifts {
+            lifted[x as usize] = Some(l);
+        }
         let computed: Vec<(u32, Ciphertext)> = level
             .par_iter()
             .map(|&(p, a, b)| {
-                let get = |x: u32| {
-                    powers[x as usize]
-                        .as_ref()
-                        .ok_or(Error::UnreachablePower { power: x })
-                };
-                let ct = if a == b {
-                    let mut c = ev.square(get(a)?)?;
-                    ev.relinearize_assign(&mut c, rk)?;
-                    c
+                let mut ct = if a == b {
+                    ev.square(get(a)?)?
                 } else {
-                    ev.multiply_relin(get(a)?, get(b)?, rk)?
+                    let lifted_of = |x: u32| {
+                        lifted[x as usize]
+                            .as_ref()
+                            .ok_or(Error::UnreachablePower { power: x })
+                    };
+                    ev.multiply_sum(&[(lifted_of(a)?, lifted_of(b)?)])?
                 };
+                ev.relinearize_assign(&mut ct, rk)?;
                 Ok((p, ct))
             })
             .collect::<Result<_>>()?;
         for (p, ct) in computed {
             powers[p as usize] = Some(ct);
+        }
+        for (x, l) in lifted.iter_mut().enumerate() {
+            if last_use[x] <= depth {
+                *l = None;
+            }
         }
     }
     Ok(powers)
