@@ -115,9 +115,12 @@ const BIN_SIZES: &[usize] = &[
 ];
 /// Paterson-Stockmeyer low degrees [`design`] tries (0: none).
 const PS_LOW_DEGREES: &[u32] = &[0, 3, 5, 7, 11, 15, 19, 23, 26, 31];
-/// Largest bin [`design`] considers for labeled sets: interpolating the
-/// labels of a bin costs `O(B^2)` at build time (2^20 x 1024 with 16-byte
-/// labels: 168 s with bins of 674 items, 27 s with 128).
+/// Largest bin [`design`] considers for labeled sets. Set when label
+/// interpolation was quadratic in the bin size (2^20 x 1024 with 16-byte
+/// labels: 168 s with bins of 674 items, 27 s with 128). With
+/// [`crate::poly::RootsProduct`] only the interpolation weights stay
+/// `O(B^2)`, so larger labeled bins deserve a new measurement; raising the
+/// cap changes the presets, and has not been done.
 const MAX_LABELED_BIN: usize = 256;
 /// Largest bin [`design`] considers.
 const MAX_DESIGN_BIN: usize = 1024;
@@ -562,8 +565,9 @@ pub fn design(sender_items: u64, receiver_items: u64, label_bytes: usize) -> Res
             let table_size = rows * bins_per_bundle;
             let per_bin = h as f64 * sender_items as f64 / table_size as f64;
             for &(b, l) in &candidates {
-                // Label interpolation is quadratic in the bin size: the
-                // per-query cost below does not see the database build.
+                // Label interpolation grows with the bin size (its weights
+                // quadratically): the per-query cost below does not see the
+                // database build.
                 if label_bytes > 0 && b > MAX_LABELED_BIN {
                     continue;
                 }
