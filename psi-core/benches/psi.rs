@@ -17,7 +17,8 @@
 //! and down, and matches found / expected. OPRF hashing of the sender set is
 //! done once per sender size and label length and reused by the databases
 //! that share it (their key is the same), and reported in its own column;
-//! a database's build time is that OPRF time plus its "DB build" column.
+//! a database's build time is that OPRF time plus its "DB build" column,
+//! which splits into placing the items in bins and encoding the bundles.
 
 use std::time::Instant;
 

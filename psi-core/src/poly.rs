@@ -127,8 +127,8 @@ pub struct RootsProduct {
     /// tree's leaves.
     max_k: Option<usize>,
     /// `plans[k]`, the NTT of size `2^k`, made on first use and shared by
-    /// the clones and the interpolators made from this.
-    plans: Arc<[OnceLock<Option<NttPlan>>]>,
+    /// the clones, the interpolators made from this and their tree nodes.
+    plans: Arc<[OnceLock<Option<Arc<NttPlan>>>]>,
 }
 
 impl fmt::Debug for RootsProduct {
@@ -172,19 +172,19 @@ impl RootsProduct {
     }
 
     /// The NTT of size `2^k`, if `t` has one and the tree uses it.
-    fn plan(&self, k: usize) -> Option<&NttPlan> {
+    fn plan(&self, k: usize) -> Option<&Arc<NttPlan>> {
         if self.max_k? < k || 1usize << k <= TREE_LEAF_ROOTS {
             return None;
         }
         self.plans
             .get(k)?
-            .get_or_init(|| NttPlan::new(1 << k, self.t.value()).ok())
+            .get_or_init(|| NttPlan::new(1 << k, self.t.value()).ok().map(Arc::new))
             .as_ref()
     }
 
     /// The NTT that holds a product of `coeffs` coefficients without
     /// wrapping around, if there is one.
-    fn plan_for(&self, coeffs: usize) -> Option<&NttPlan> {
+    fn plan_for(&self, coeffs: usize) -> Option<&Arc<NttPlan>> {
         self.plan(coeffs.next_power_of_two().trailing_zeros() as usize)
     }
 
@@ -214,12 +214,7 @@ impl RootsProduct {
         if let Some(plan) = self.plan_for(len) {
             self.forward(plan, &mut a);
             self.forward(plan, &mut b);
-            for (x, &y) in a.iter_mut().zip(&b) {
-                *x = t.mul(*x, y);
-            }
-            plan.inverse(&mut a);
-            a.truncate(len);
-            return a;
+            return self.product_of_transforms(plan, &a, &b, len);
         }
         let Some(plan) = self.max_k.and_then(|k| self.plan(k)) else {
             let mut out = vec![0u64; len];
@@ -277,6 +272,15 @@ impl RootsProduct {
         plan.forward(a);
     }
 
+    /// The first `len` coefficients of the product whose factors `plan`
+    /// transformed.
+    fn product_of_transforms(&self, plan: &NttPlan, a: &[u64], b: &[u64], len: usize) -> Vec<u64> {
+        let mut product: Vec<u64> = a.iter().zip(b).map(|(&x, &y)| self.t.mul(x, y)).collect();
+        plan.inverse(&mut product);
+        product.truncate(len);
+        product
+    }
+
     /// The tree over `xs` (reduced) and its vanishing polynomial.
     fn tree(&self, xs: &[u64], start: usize) -> (Subtree, Vec<u64>) {
         if !self.splits(xs.len()) {
@@ -290,20 +294,14 @@ impl RootsProduct {
         let half = xs.len() / 2;
         let (left, mut left_m) = self.tree(&xs[..half], start);
         let (right, mut right_m) = self.tree(&xs[half..], start + half);
-        let (product, transformed) = match self.plan_for(xs.len() + 1) {
+        let plan = self.plan_for(xs.len() + 1).cloned();
+        let product = match &plan {
             Some(plan) => {
                 self.forward(plan, &mut left_m);
                 self.forward(plan, &mut right_m);
-                let mut product: Vec<u64> = left_m
-                    .iter()
-                    .zip(&right_m)
-                    .map(|(&x, &y)| self.t.mul(x, y))
-                    .collect();
-                plan.inverse(&mut product);
-                product.truncate(xs.len() + 1);
-                (product, true)
+                self.product_of_transforms(plan, &left_m, &right_m, xs.len() + 1)
             }
-            None => (self.multiply(left_m.clone(), right_m.clone()), false),
+            None => self.multiply(left_m.clone(), right_m.clone()),
         };
         let node = Subtree::Node {
             len: xs.len(),
@@ -311,7 +309,7 @@ impl RootsProduct {
             right: Box::new(right),
             left_m,
             right_m,
-            transformed,
+            plan,
         };
         (node, product)
     }
@@ -359,22 +357,19 @@ impl RootsProduct {
                 right,
                 left_m,
                 right_m,
-                transformed,
+                plan,
             } => {
                 // L = L_left * M_right + L_right * M_left.
                 let mut a = self.combine(left, xs, scaled);
                 let mut b = self.combine(right, xs, scaled);
-                if !transformed {
+                let Some(plan) = plan else {
                     let mut sum = self.multiply(a, right_m.clone());
                     for (x, y) in sum.iter_mut().zip(self.multiply(b, left_m.clone())) {
                         *x = t.add(*x, y);
                     }
                     sum.truncate(*len);
                     return sum;
-                }
-                let plan = self
-                    .plan_for(len + 1)
-                    .expect("a transformed node has its NTT");
+                };
                 self.forward(plan, &mut a);
                 self.forward(plan, &mut b);
                 for (((x, &y), &mr), &ml) in a.iter_mut().zip(&b).zip(right_m).zip(left_m) {
@@ -430,15 +425,15 @@ enum Subtree {
     /// Points `start..start + vanishing.len() - 1`, combined directly.
     Leaf { start: usize, vanishing: Vec<u64> },
     /// `len` points split in two halves, with the halves' vanishing
-    /// polynomials, transformed at the size that multiplies them if there
-    /// is one (`transformed`), else as coefficients.
+    /// polynomials, transformed by `plan` (the NTT that multiplies them)
+    /// if there is one, else as coefficients.
     Node {
         len: usize,
         left: Box<Subtree>,
         right: Box<Subtree>,
         left_m: Vec<u64>,
         right_m: Vec<u64>,
-        transformed: bool,
+        plan: Option<Arc<NttPlan>>,
     },
 }
 
@@ -755,13 +750,10 @@ mod tests {
         match node {
             Subtree::Leaf { .. } => (0, 0),
             Subtree::Node {
-                left,
-                right,
-                transformed,
-                ..
+                left, right, plan, ..
             } => {
                 let (l, r) = (self::transformed(left), self::transformed(right));
-                (l.0 + r.0 + usize::from(*transformed), l.1 + r.1 + 1)
+                (l.0 + r.0 + usize::from(plan.is_some()), l.1 + r.1 + 1)
             }
         }
     }
