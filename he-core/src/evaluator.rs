@@ -423,10 +423,8 @@ impl Evaluator {
                     if chunk_no > 0 {
                         // Fold the split sums below p < 2^52 so the next
                         // chunk cannot overflow.
-                        for (l, h) in lo.iter_mut().zip(hi.iter_mut()) {
-                            *l = m.reduce_u128(((*h as u128) << 52) + *l as u128);
-                            *h = 0;
-                        }
+                        pointwise::fold52(m, &mut lo, &mut hi);
+                        hi.fill(0);
                     }
                     ys.clear();
                     ys.extend(chunk.iter().map(|(_, pt)| &pt.data[range.clone()]));
@@ -441,10 +439,9 @@ impl Evaluator {
                     }
                 }
                 for (j, out) in polys.iter_mut().enumerate() {
-                    let (l, h) = (&lo[j * tile..][..tile], &hi[j * tile..][..tile]);
-                    for ((o, &l), &h) in out[range.clone()].iter_mut().zip(l).zip(h) {
-                        *o = m.reduce_u128(((h as u128) << 52) + l as u128);
-                    }
+                    let (l, h) = (&lo[j * tile..][..tile], &mut hi[j * tile..][..tile]);
+                    // `out` is still zero here.
+                    pointwise::fold52_add(m, &mut out[range.clone()], l, h);
                 }
             }
         }
@@ -679,6 +676,9 @@ impl Evaluator {
     ) {
         const TILE: usize = 1024;
         let params = &self.params;
+        if pointwise::madd52_is_fast() && basis.iter().all(|&mi| params.moduli[mi].bits() <= 52) {
+            return self.tensor_accumulate_split52(basis, pairs, square, out);
+        }
         let n = params.degree();
         let tile = TILE.min(n);
         let out_size = out.len();
@@ -729,6 +729,72 @@ impl Evaluator {
                     }
                 }
                 fold(&mut acc, out, m, &r);
+            }
+        }
+    }
+
+    /// [`tensor_accumulate`](Self::tensor_accumulate) for a basis of primes
+    /// below 2^52 (AVX-512 IFMA): each output coefficient's products are
+    /// split at bit 52 into two `u64` sums, reduced once per
+    /// [`MADD52_MAX_TERMS`](pointwise::MADD52_MAX_TERMS) products. A doubled
+    /// cross term of a square enters twice.
+    fn tensor_accumulate_split52(
+        &self,
+        basis: &[usize],
+        pairs: &[TensorPair<'_>],
+        square: bool,
+        out: &mut [Vec<u64>],
+    ) {
+        const TILE: usize = 1024;
+        let params = &self.params;
+        let n = params.degree();
+        let tile = TILE.min(n);
+        let (mut lo, mut hi) = (vec![0u64; tile], vec![0u64; tile]);
+        // The (a, b) polynomial indices of each output's products.
+        let terms: Vec<Vec<(usize, usize, usize)>> = (0..out.len())
+            .map(|o| {
+                let mut t = Vec::new();
+                for (pi, (ea, eb)) in pairs.iter().enumerate() {
+                    for i in 0..ea.len() {
+                        let Some(j) = o.checked_sub(i).filter(|&j| j < eb.len()) else {
+                            continue;
+                        };
+                        if square && j < i {
+                            continue;
+                        }
+                        t.push((pi, i, j));
+                        if square && j > i {
+                            t.push((pi, i, j));
+                        }
+                    }
+                }
+                t
+            })
+            .collect();
+        let mut xs: Vec<&[u64]> = Vec::new();
+        let mut ys: Vec<&[u64]> = Vec::new();
+        for (pos, &mi) in basis.iter().enumerate() {
+            let m = &params.moduli[mi];
+            for start in (0..n).step_by(tile) {
+                let r = pos * n + start..pos * n + start + tile;
+                for (dst, terms) in out.iter_mut().zip(&terms) {
+                    lo.fill(0);
+                    hi.fill(0);
+                    for (chunk_no, chunk) in terms.chunks(pointwise::MADD52_MAX_TERMS).enumerate() {
+                        if chunk_no > 0 {
+                            pointwise::fold52(m, &mut lo, &mut hi);
+                            hi.fill(0);
+                        }
+                        xs.clear();
+                        ys.clear();
+                        for &(pi, i, j) in chunk {
+                            xs.push(&pairs[pi].0[i][r.clone()]);
+                            ys.push(&pairs[pi].1[j][r.clone()]);
+                        }
+                        pointwise::madd52(&mut lo, &mut hi, &xs, &ys);
+                    }
+                    pointwise::fold52_add(m, &mut dst[r.clone()], &lo, &mut hi);
+                }
             }
         }
     }
@@ -1013,6 +1079,110 @@ mod tests {
     use crate::keys::SecretKey;
     use crate::params::BfvParametersBuilder;
     use crate::plaintext::BatchEncoder;
+
+    /// Products round `t/Q` times the exact tensor, so the auxiliary primes
+    /// only change which way a coefficient within 1 of a half rounds: 50-bit
+    /// ones (the automatic choice here, whose tensor takes the IFMA split
+    /// sums where the CPU has them) and 60-bit ones (`u128` sums) give
+    /// products at most 1 apart in every coefficient, and both decrypt
+    /// right through relinearization and a second product.
+    #[test]
+    fn products_do_not_depend_on_the_multiplication_basis() {
+        const T: u64 = 1_032_193;
+        let build = |aux: Option<u32>| {
+            let b = BfvParametersBuilder::new()
+                .degree(4096)
+                .plaintext_modulus(T)
+                .moduli_bits(&[50, 50, 50])
+                .special_modulus_bits(50)
+                .insecure_skip_security_check_for_tests();
+            match aux {
+                Some(bits) => b.aux_prime_bits(bits),
+                None => b,
+            }
+            .build()
+            .unwrap()
+        };
+        let (auto, wide) = (build(None), build(Some(60)));
+        let aux_bits = |p: &BfvParameters| {
+            p.moduli[p.aux_index()..]
+                .iter()
+                .map(|m| m.bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(aux_bits(&auto), vec![50; 4]);
+        assert_eq!(aux_bits(&wide), vec![60; 4]);
+        assert_eq!(auto.fingerprint(), wide.fingerprint());
+
+        let sk = SecretKey::random(&auto).unwrap();
+        let rk = crate::keys::RelinKeys::new(&sk).unwrap();
+        let enc = BatchEncoder::new(&auto);
+        let dec = crate::encryption::Decryptor::new(&sk);
+        let slots = |seed: u64| -> Vec<u64> {
+            (0..4096u64)
+                .map(|i| (i * 7919 + seed * 104_729 + i * i * seed) % T)
+                .collect()
+        };
+        let mul = |x: &[u64], y: &[u64]| -> Vec<u64> {
+            x.iter().zip(y).map(|(a, b)| a * b % T).collect()
+        };
+        let (va, vb, vc) = (slots(1), slots(2), slots(3));
+        let [a, b, c] =
+            [&va, &vb, &vc].map(|v| sk.encrypt_symmetric(&enc.encode(v).unwrap()).unwrap());
+        let (ea, ew) = (Evaluator::new(&auto), Evaluator::new(&wide));
+        // Coefficients (in RNS) at most 1 apart, as integers mod Q_l.
+        let near = |x: &Ciphertext, y: &Ciphertext| {
+            assert_eq!((x.level, x.polys.len()), (y.level, y.polys.len()));
+            let n = auto.degree();
+            let kl = auto.moduli_count_at(x.level);
+            for (px, py) in x.polys.iter().zip(&y.polys) {
+                for i in 0..n {
+                    let d: Vec<u64> = (0..kl)
+                        .map(|j| {
+                            let q = auto.moduli[j].value();
+                            let d = (px[j * n + i] + q - py[j * n + i]) % q;
+                            if d == q - 1 { u64::MAX } else { d }
+                        })
+                        .collect();
+                    assert!(
+                        d.iter().all(|&e| e == d[0]) && (d[0] <= 1 || d[0] == u64::MAX),
+                        "coefficient {i} differs by more than 1: {d:?}"
+                    );
+                }
+            }
+        };
+        for level in 0..=1 {
+            let [a, b, c] = [&a, &b, &c].map(|x| ea.mod_switch_to_level(x, level).unwrap());
+            let run = |ev: &Evaluator| {
+                let lifted = [&a, &b, &c].map(|x| ev.lift(x).unwrap());
+                let sum = ev
+                    .multiply_sum(&[(&lifted[0], &lifted[1]), (&lifted[2], &lifted[2])])
+                    .unwrap();
+                let ab = ev.multiply(&a, &b).unwrap();
+                let ab_relin = ev.relinearize(&ab, &rk).unwrap();
+                let abc = ev.multiply_relin(&ab_relin, &c, &rk).unwrap();
+                (vec![ev.square(&a).unwrap(), ab, sum], abc)
+            };
+            let ((first_a, abc_a), (first_w, abc_w)) = (run(&ea), run(&ew));
+            for (x, y) in first_a.iter().zip(&first_w) {
+                near(x, y);
+            }
+            let open = |x: &Ciphertext| enc.decode(&dec.decrypt(x).unwrap()).unwrap();
+            let ab = mul(&va, &vb);
+            let sum: Vec<u64> = ab
+                .iter()
+                .zip(mul(&vc, &vc))
+                .map(|(x, y)| (x + y) % T)
+                .collect();
+            for first in [&first_a, &first_w] {
+                assert_eq!(open(&first[0]), mul(&va, &va), "level {level}");
+                assert_eq!(open(&first[1]), ab, "level {level}");
+                assert_eq!(open(&first[2]), sum, "level {level}");
+            }
+            assert_eq!(open(&abc_a), mul(&ab, &vc), "level {level}");
+            assert_eq!(open(&abc_w), mul(&ab, &vc), "level {level}");
+        }
+    }
 
     /// A ciphertext lifts to the same polynomials from coefficient or NTT
     /// form (the NTT form skips the transforms of its `Q` part), at the top

@@ -32,8 +32,16 @@ pub fn max_log_q_128(n: usize) -> Option<u32> {
 /// or any decoder accepts.
 pub const MAX_CIPHERTEXT_SIZE: usize = 8;
 
-/// Bit size of the auxiliary primes used by ciphertext multiplication.
+/// Bit size of the auxiliary primes used by ciphertext multiplication:
+/// the largest size, for the fewest primes.
 const AUX_PRIME_BITS: u32 = 60;
+
+/// Bit size of auxiliary primes the AVX-512 IFMA kernels take
+/// ([`IFMA_MAX_BITS`](crate::ntt::IFMA_MAX_BITS)), used instead of
+/// [`AUX_PRIME_BITS`] when as few of them cover the multiplication basis.
+/// The choice depends on the parameters alone (never on the CPU), and
+/// other backends handle either size at the same cost.
+const AUX_PRIME_BITS_IFMA: u32 = crate::ntt::IFMA_MAX_BITS;
 
 /// How the coefficient modulus is given to the builder.
 #[derive(Clone, Debug)]
@@ -64,6 +72,9 @@ pub struct BfvParametersBuilder {
     special_bits: Option<u32>,
     no_key_switching: bool,
     insecure: bool,
+    /// Bit size of the auxiliary primes instead of the automatic choice
+    /// (tests compare the two multiplication bases).
+    aux_prime_bits: Option<u32>,
 }
 
 impl BfvParametersBuilder {
@@ -291,11 +302,30 @@ impl BfvParametersBuilder {
             t,
             q,
             special,
-            !self.no_key_switching,
-            log_q,
-            self.insecure,
+            Options {
+                key_switching: !self.no_key_switching,
+                log_q,
+                insecure: self.insecure,
+                aux_prime_bits: self.aux_prime_bits,
+            },
         )
     }
+
+    /// Uses auxiliary primes of `bits` bits for multiplication instead of
+    /// the automatic choice. Products do not depend on it.
+    #[cfg(test)]
+    pub(crate) fn aux_prime_bits(mut self, bits: u32) -> Self {
+        self.aux_prime_bits = Some(bits);
+        self
+    }
+}
+
+/// The builder's checked choices besides the primes.
+struct Options {
+    key_switching: bool,
+    log_q: u32,
+    insecure: bool,
+    aux_prime_bits: Option<u32>,
 }
 
 /// Precomputed constants for one level (a prefix `q_0 .. q_{k-1}` of the
@@ -382,10 +412,14 @@ impl BfvParameters {
         t: u64,
         q: Vec<u64>,
         special: u64,
-        key_switching: bool,
-        log_q: u32,
-        insecure: bool,
+        options: Options,
     ) -> Result<Arc<Self>> {
+        let Options {
+            key_switching,
+            log_q,
+            insecure,
+            aux_prime_bits,
+        } = options;
         let k = q.len();
         let t_mod = Modulus::new(t)?;
         // Auxiliary base for multiplication: P > 4 * t * size * n * Q with
@@ -399,11 +433,22 @@ impl BfvParameters {
             }
             b.bits()
         };
-        let aux = needed_bits(q_bits_total).div_ceil(AUX_PRIME_BITS - 1) as usize;
+        // A b-bit prime exceeds 2^(b-1): count b - 1 bits for each.
+        let aux_for = |bits: u32, needed: u32| needed.div_ceil(bits - 1) as usize;
+        let aux_bits = match aux_prime_bits {
+            Some(bits) => bits,
+            None if aux_for(AUX_PRIME_BITS_IFMA, needed_bits(q_bits_total))
+                <= aux_for(AUX_PRIME_BITS, needed_bits(q_bits_total)) =>
+            {
+                AUX_PRIME_BITS_IFMA
+            }
+            None => AUX_PRIME_BITS,
+        };
+        let aux = aux_for(aux_bits, needed_bits(q_bits_total));
         let mut excl = q.clone();
         excl.push(special);
         excl.push(t);
-        let aux_primes = generate_ntt_primes(AUX_PRIME_BITS, aux, n, &excl)?;
+        let aux_primes = generate_ntt_primes(aux_bits, aux, n, &excl)?;
         let mut moduli = Vec::with_capacity(k + 1 + aux);
         for &p in q
             .iter()
@@ -438,7 +483,7 @@ impl BfvParameters {
         for level in 0..k {
             let kl = k - level;
             levels.push(Self::level_context(&moduli, kl, k, aux, &t_mod, |qb| {
-                needed_bits(qb).div_ceil(AUX_PRIME_BITS - 1) as usize
+                aux_for(aux_bits, needed_bits(qb))
             })?);
         }
         Ok(Arc::new(Self {

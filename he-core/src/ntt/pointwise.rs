@@ -157,6 +157,22 @@ pub(crate) fn reduce_below_2p(m: &Modulus, a: &mut [u64]) {
     run!(reduce_below_2p(m.value(), a))
 }
 
+/// Folds split sums ([`madd52`]) to residues: `lo = (hi * 2^52 + lo) mod p`
+/// slot-wise (any `lo, hi < 2^64`); `hi` is left scratch.
+pub(crate) fn fold52(m: &Modulus, lo: &mut [u64], hi: &mut [u64]) {
+    mul_scalar_assign(m, hi, m.reduce_u128(1 << 52));
+    mul_scalar_add_assign(m, hi, lo, 1);
+    lo.copy_from_slice(hi);
+}
+
+/// `dst = dst + (hi * 2^52 + lo) mod p` slot-wise for split sums
+/// ([`madd52`]; any `lo, hi < 2^64`, `dst < p`); `hi` is left scratch.
+pub(crate) fn fold52_add(m: &Modulus, dst: &mut [u64], lo: &[u64], hi: &mut [u64]) {
+    mul_scalar_assign(m, hi, m.reduce_u128(1 << 52));
+    mul_scalar_add_assign(m, hi, lo, 1);
+    add_assign(m, dst, hi);
+}
+
 const MASK52: u64 = (1 << 52) - 1;
 
 /// Most terms one [`madd52`] call may sum: with inputs below 2^52 each
@@ -375,6 +391,36 @@ mod tests {
         }
         // The largest term count from accumulators at 2^52 - 1 cannot overflow.
         check_madd52(99, 40, MADD52_MAX_TERMS);
+    }
+
+    /// `fold52`/`fold52_add` equal `(hi * 2^52 + lo) mod p` (plus `dst`)
+    /// for any 64-bit halves, the extremes included.
+    #[test]
+    fn fold52_reduces_split_sums() {
+        for p in PRIMES {
+            let m = Modulus::new(p).unwrap();
+            for len in [0, 1, 7, 8, 9, 67] {
+                let mut lo = inputs(u64::MAX, p ^ 0x77 ^ len as u64, len);
+                let mut hi = inputs(u64::MAX, p ^ 0x99 ^ len as u64, len);
+                if len > 0 {
+                    (lo[0], hi[0]) = (u64::MAX, u64::MAX);
+                    (lo[len - 1], hi[len - 1]) = (0, u64::MAX);
+                }
+                let dst = inputs(p - 1, p ^ len as u64, len);
+                let want = |i: usize| {
+                    let v = ((hi[i] as u128) << 52) + lo[i] as u128;
+                    (v % p as u128) as u64
+                };
+                let mut sum = dst.clone();
+                fold52_add(&m, &mut sum, &lo, &mut hi.clone());
+                for i in 0..len {
+                    assert_eq!(sum[i], (dst[i] + want(i)) % p, "fold52_add p={p} slot {i}");
+                }
+                let expect: Vec<u64> = (0..len).map(want).collect();
+                fold52(&m, &mut lo, &mut hi);
+                assert_eq!(lo, expect, "fold52 p={p}");
+            }
+        }
     }
 
     #[test]
