@@ -494,12 +494,15 @@ impl Evaluator {
             *vc = (vf + 0.5) as u64;
         }
         // Over p_j: sum_i x_i (Q/q_i mod p_j) - v (Q mod p_j).
+        let small_q = params.moduli[..k].iter().all(|q| q.bits() <= 50);
+        let inputs: Vec<&[u64]> = std::iter::once(v.as_slice())
+            .chain(xs.chunks_exact(n))
+            .collect();
+        let mut weights = vec![0u64; k + 1];
         for (j, (pj, dst)) in aux.iter().zip(op.chunks_exact_mut(n)).enumerate() {
-            dst.copy_from_slice(&v);
-            pointwise::mul_scalar_assign(pj, dst, pj.neg(mc.q_mod_p[j]));
-            for (i, xi) in xs.chunks_exact(n).enumerate() {
-                pointwise::mul_scalar_add_assign(pj, dst, xi, mc.q_hat_mod_p[j * k + i]);
-            }
+            weights[0] = pj.neg(mc.q_mod_p[j]);
+            weights[1..].copy_from_slice(&mc.q_hat_mod_p[j * k..(j + 1) * k]);
+            pointwise::dot(pj, dst, &inputs, &weights, small_q);
         }
         match ntt_q {
             Some(q) => {
@@ -541,20 +544,27 @@ impl Evaluator {
             }
             *rc = (frac_hi + ((frac_lo + (1u128 << 63)) >> 64)) as u64;
         }
+        // y_j = (rounded + sum_i x_i tp_int_ij + x_(k+j) t_q_inv_j) p_hat_inv_j
+        // over p_j, one dot product with the last factor in the weights.
+        let small = params.moduli[..k].iter().chain(aux).all(|q| q.bits() <= 50);
         let mut ys = vec![0u64; m * n];
+        let mut inputs: Vec<&[u64]> = std::iter::once(rounded.as_slice())
+            .chain(xs.chunks_exact(n))
+            .collect();
+        let mut weights = vec![0u64; k + 2];
         for (j, (pj, y)) in aux.iter().zip(ys.chunks_exact_mut(n)).enumerate() {
-            y.copy_from_slice(&rounded);
-            pointwise::mul_scalar_assign(pj, y, 1);
-            for (i, xi) in xs.chunks_exact(n).enumerate() {
-                pointwise::mul_scalar_add_assign(pj, y, xi, mc.tp_int_mod_p[j * k + i]);
+            let scale = mc.p_hat_inv[j].0;
+            weights[0] = scale;
+            for (w, &c) in weights[1..=k]
+                .iter_mut()
+                .zip(&mc.tp_int_mod_p[j * k..(j + 1) * k])
+            {
+                *w = pj.mul(c, scale);
             }
-            pointwise::mul_scalar_add_assign(
-                pj,
-                y,
-                &x[(k + j) * n..(k + j + 1) * n],
-                mc.t_q_inv_mod_p[j],
-            );
-            pointwise::mul_scalar_assign(pj, y, mc.p_hat_inv[j].0);
+            weights[k + 1] = pj.mul(mc.t_q_inv_mod_p[j], scale);
+            inputs.truncate(k + 1);
+            inputs.push(&x[(k + j) * n..(k + j + 1) * n]);
+            pointwise::dot(pj, y, &inputs, &weights, small);
         }
         // Lift y (|y| << P/2, so the rounding of v is exact) from P to Q.
         let v = &mut rounded;
@@ -566,14 +576,18 @@ impl Evaluator {
             // vf >= 0: adding 1/2 and truncating rounds, without a libm call.
             *vc = (vf + 0.5) as u64;
         }
+        // Over q_i: sum_j y_j (P/p_j mod q_i) - v (P mod q_i).
+        let small_p = aux.iter().all(|p| p.bits() <= 50);
         let mut out = vec![0u64; k * n];
+        let inputs: Vec<&[u64]> = std::iter::once(v.as_slice())
+            .chain(ys.chunks_exact(n))
+            .collect();
+        let mut weights = vec![0u64; m + 1];
         for (i, dst) in out.chunks_exact_mut(n).enumerate() {
             let qi = &params.moduli[i];
-            dst.copy_from_slice(v);
-            pointwise::mul_scalar_assign(qi, dst, qi.neg(mc.p_mod_q[i]));
-            for (j, yj) in ys.chunks_exact(n).enumerate() {
-                pointwise::mul_scalar_add_assign(qi, dst, yj, mc.p_hat_mod_q[i * m + j]);
-            }
+            weights[0] = qi.neg(mc.p_mod_q[i]);
+            weights[1..].copy_from_slice(&mc.p_hat_mod_q[i * m..(i + 1) * m]);
+            pointwise::dot(qi, dst, &inputs, &weights, small_p);
         }
         Ok(out)
     }

@@ -175,6 +175,60 @@ pub(crate) fn fold52_add(m: &Modulus, dst: &mut [u64], lo: &[u64], hi: &mut [u64
 
 const MASK52: u64 = (1 << 52) - 1;
 
+/// Most terms the IFMA [`dot`] kernel sums in one pass: sixteen products of
+/// 50-bit values keep the high halves' sum below 2^52.
+pub(crate) const DOT52_MAX_TERMS: usize = 16;
+
+/// `dst = sum_k xs[k] * ws[k] mod p` slot-wise: a basis conversion's inner
+/// step, one pass instead of one per term. Weights below `p`; inputs below
+/// 2^50 when `inputs_below_2_50` (residues of primes that small), which
+/// with `p < 2^50` lets AVX-512 IFMA sum the products in registers;
+/// otherwise any 64-bit inputs, term by term in Shoup passes.
+pub(crate) fn dot(
+    m: &Modulus,
+    dst: &mut [u64],
+    xs: &[&[u64]],
+    ws: &[u64],
+    inputs_below_2_50: bool,
+) {
+    assert!(
+        xs.len() == ws.len() && !xs.is_empty(),
+        "dot takes one weight per input and at least one input"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if inputs_below_2_50 && m.bits() <= 50 && simd::ifma_detected() {
+        let mut chunks = xs.chunks(DOT52_MAX_TERMS).zip(ws.chunks(DOT52_MAX_TERMS));
+        let (x0, w0) = chunks.next().expect("at least one input");
+        simd::dot52(m.value(), dst, x0, w0);
+        let mut part = Vec::new();
+        for (x, w) in chunks {
+            part.resize(dst.len(), 0);
+            simd::dot52(m.value(), &mut part, x, w);
+            add_assign(m, dst, &part);
+        }
+        return;
+    }
+    let _ = inputs_below_2_50;
+    dst.copy_from_slice(xs[0]);
+    mul_scalar_assign(m, dst, ws[0]);
+    for (x, &w) in xs.iter().zip(ws).skip(1) {
+        mul_scalar_add_assign(m, dst, x, w);
+    }
+}
+
+/// [`dot`] in scalar `u128` sums (the IFMA kernel's tail): inputs below
+/// 2^50 and at most [`DOT52_MAX_TERMS`] terms.
+pub(crate) fn dot_u128(p: u64, dst: &mut [u64], xs: &[&[u64]], ws: &[u64]) {
+    for (i, d) in dst.iter_mut().enumerate() {
+        let s: u128 = xs
+            .iter()
+            .zip(ws)
+            .map(|(x, &w)| x[i] as u128 * w as u128)
+            .sum();
+        *d = (s % p as u128) as u64;
+    }
+}
+
 /// Most terms one [`madd52`] call may sum: with inputs below 2^52 each
 /// term adds less than 2^52 to either accumulator, so accumulators that
 /// start below 2^52 stay below 2^64.
@@ -391,6 +445,60 @@ mod tests {
         }
         // The largest term count from accumulators at 2^52 - 1 cannot overflow.
         check_madd52(99, 40, MADD52_MAX_TERMS);
+    }
+
+    /// `dot` (IFMA when the CPU has it, for primes below 2^50) equals the
+    /// exact sums, for inputs at 0 and 2^50 - 1, every term count to past
+    /// one IFMA pass, and lengths with scalar tails; the Shoup path takes
+    /// any 64-bit inputs.
+    #[test]
+    fn dot_matches_exact_sums() {
+        let top = (1u64 << 50) - 1;
+        // The largest primes the IFMA kernel takes, as well.
+        let big = crate::modulus::generate_ntt_primes(50, 2, 1024, &[]).unwrap();
+        for p in PRIMES.into_iter().chain(big) {
+            let m = Modulus::new(p).unwrap();
+            for terms in [1, 2, 3, 5, 15, 16, 17, 33] {
+                for len in [0, 1, 7, 16, 17, 67] {
+                    let seed = p ^ (terms * 1000 + len) as u64;
+                    let small = p.min(top + 1);
+                    let xs: Vec<Vec<u64>> = (0..terms)
+                        .map(|k| {
+                            let mut v = inputs(small, seed ^ (k as u64) << 8, len);
+                            if let Some(first) = v.first_mut() {
+                                *first = small - 1;
+                            }
+                            v
+                        })
+                        .collect();
+                    let ws: Vec<u64> = (0..terms as u64)
+                        .map(|k| {
+                            if k == 0 {
+                                p - 1
+                            } else {
+                                (k * 0x9e37_79b9_7f4a) % p
+                            }
+                        })
+                        .collect();
+                    let refs: Vec<&[u64]> = xs.iter().map(Vec::as_slice).collect();
+                    let exact: Vec<u64> = (0..len)
+                        .map(|i| {
+                            let s: u128 = refs
+                                .iter()
+                                .zip(&ws)
+                                .map(|(x, &w)| x[i] as u128 * w as u128)
+                                .sum();
+                            (s % p as u128) as u64
+                        })
+                        .collect();
+                    for below in [true, false] {
+                        let mut dst = vec![0u64; len];
+                        dot(&m, &mut dst, &refs, &ws, below);
+                        assert_eq!(dst, exact, "p={p} terms={terms} len={len} below={below}");
+                    }
+                }
+            }
+        }
     }
 
     /// `fold52`/`fold52_add` equal `(hi * 2^52 + lo) mod p` (plus `dst`)

@@ -117,6 +117,124 @@ mod ifma {
     }
 }
 
+/// The modular dot product of residue vectors with constants on AVX-512
+/// IFMA: split 52-bit sums in registers, then one Shoup reduction of each
+/// half.
+mod ifma_dot {
+    use core::arch::x86_64::*;
+
+    use crate::ntt::x86_64::avx512::{load, store};
+
+    const L: usize = 8;
+    /// Vectors per block.
+    const R: usize = 2;
+
+    /// `(a * b) mod 2^52` and `floor(a * b / 2^52)` for inputs below 2^52.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn lo52(a: __m512i, b: __m512i) -> __m512i {
+        _mm512_madd52lo_epu64(_mm512_setzero_si512(), a, b)
+    }
+
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn hi52(a: __m512i, b: __m512i) -> __m512i {
+        _mm512_madd52hi_epu64(_mm512_setzero_si512(), a, b)
+    }
+
+    /// `x * w mod p` in `[0, 2p)` for `x, w < 2^52`, `ws = floor(w 2^52 / p)`.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[inline]
+    fn shoup52(x: __m512i, w: __m512i, ws: __m512i, p: __m512i, mask: __m512i) -> __m512i {
+        let q = hi52(x, ws);
+        _mm512_and_si512(_mm512_sub_epi64(lo52(x, w), lo52(q, p)), mask)
+    }
+
+    /// `a - m` where `a >= m`, else `a`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn csub(a: __m512i, m: __m512i) -> __m512i {
+        _mm512_min_epu64(a, _mm512_sub_epi64(a, m))
+    }
+
+    /// # Safety
+    /// The CPU must support avx512f and avx512ifma. `p < 2^50`, every input
+    /// below 2^50, every weight below `p`, at most
+    /// [`DOT52_MAX_TERMS`](crate::ntt::pointwise::DOT52_MAX_TERMS) terms.
+    #[target_feature(enable = "avx512f,avx512ifma")]
+    pub(super) unsafe fn dot52(p: u64, dst: &mut [u64], xs: &[&[u64]], ws: &[u64]) {
+        const MASK52: u64 = (1 << 52) - 1;
+        let mut w = [_mm512_setzero_si512(); crate::ntt::pointwise::DOT52_MAX_TERMS];
+        for (v, &x) in w.iter_mut().zip(ws) {
+            *v = _mm512_set1_epi64(x as i64);
+        }
+        let w = &w[..ws.len()];
+        let c = (1u128 << 52) % p as u128;
+        let (cv, cs) = (
+            _mm512_set1_epi64(c as i64),
+            _mm512_set1_epi64(((c << 52) / p as u128) as i64),
+        );
+        let (one, ones) = (
+            _mm512_set1_epi64(1),
+            _mm512_set1_epi64(((1u128 << 52) / p as u128) as i64),
+        );
+        let (pv, p2, mask) = (
+            _mm512_set1_epi64(p as i64),
+            _mm512_set1_epi64(2 * p as i64),
+            _mm512_set1_epi64(MASK52 as i64),
+        );
+        let n = dst.len();
+        let blocks = n / (L * R);
+        let (dv, _) = dst.as_chunks_mut::<L>();
+        for b in 0..blocks {
+            let at = b * R;
+            let mut al = [_mm512_setzero_si512(); R];
+            let mut ah = [_mm512_setzero_si512(); R];
+            for (x, &wv) in xs.iter().zip(w) {
+                let (xv, _) = x.as_chunks::<L>();
+                for r in 0..R {
+                    let a = load(&xv[at + r]);
+                    al[r] = _mm512_madd52lo_epu64(al[r], a, wv);
+                    ah[r] = _mm512_madd52hi_epu64(ah[r], a, wv);
+                }
+            }
+            for r in 0..R {
+                // sum = hi 2^52 + lo, with hi + (lo >> 52) < 2^52 (see the
+                // bounds above) and lo mod 2^52 both reduced by Shoup.
+                let h = _mm512_add_epi64(ah[r], _mm512_srli_epi64::<52>(al[r]));
+                let l = _mm512_and_si512(al[r], mask);
+                let s = _mm512_add_epi64(
+                    shoup52(h, cv, cs, pv, mask),
+                    shoup52(l, one, ones, pv, mask),
+                );
+                store(&mut dv[at + r], csub(csub(s, p2), pv));
+            }
+        }
+        let done = blocks * L * R;
+        let tails: Vec<&[u64]> = xs.iter().map(|x| &x[done..]).collect();
+        crate::ntt::pointwise::dot_u128(p, &mut dst[done..], &tails, ws);
+    }
+}
+
+/// `dst = sum_k xs[k] * ws[k] mod p` slot-wise on AVX-512 IFMA; see
+/// [`crate::ntt::pointwise::dot`] for the bounds. Only call after
+/// [`ifma_detected`] returned true.
+pub(crate) fn dot52(p: u64, dst: &mut [u64], xs: &[&[u64]], ws: &[u64]) {
+    assert!(ifma_detected(), "dot52 needs avx512ifma");
+    assert!(
+        p < 1 << 50 && xs.len() == ws.len() && xs.len() <= crate::ntt::pointwise::DOT52_MAX_TERMS,
+        "dot52 bounds"
+    );
+    assert!(
+        xs.iter().all(|x| x.len() == dst.len()),
+        "operands of equal length"
+    );
+    // SAFETY: `ifma_detected` confirmed avx512f and avx512ifma; the bounds
+    // the kernel's arithmetic needs were asserted above (inputs below 2^50
+    // are the caller's contract, as residues of primes below 2^50).
+    unsafe { ifma_dot::dot52(p, dst, xs, ws) }
+}
+
 /// `lo += x * y mod 2^52` and `hi += floor(x * y / 2^52)` slot-wise, summed
 /// over the terms; inputs below 2^52, at most
 /// [`MADD52_MAX_TERMS`](crate::ntt::pointwise::MADD52_MAX_TERMS) terms.
