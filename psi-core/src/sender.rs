@@ -542,7 +542,24 @@ impl SenderDb {
     ) -> std::result::Result<(), Error> {
         let ev = Evaluator::new(&self.he);
         let bits = CompressionBits::for_params(&self.he);
-        let powers = compute_powers(&ev, &self.dag, &self.params.query_powers, sources, rk)?;
+        // Relinearizing below the top level adds key-switching noise of about
+        // sqrt(n) q_i sigma / special; with a special prime as large as the
+        // ciphertext primes that is a few bits, far below the rounding noise
+        // (about t sqrt(n)) the switch itself adds. A smaller special prime
+        // relinearizes at the top, where switching divides that noise away.
+        let q_bits = self.params.ciphertext_prime_bits().iter().max().copied();
+        let leaf_level = match (self.params.special_prime_bits(), q_bits) {
+            (Some(special), Some(q)) if special >= q => plain_level(&self.he),
+            _ => 0,
+        };
+        let powers = compute_powers(
+            &ev,
+            &self.dag,
+            &self.params.query_powers,
+            sources,
+            rk,
+            leaf_level,
+        )?;
         let l = self.params.ps_low_degree as usize;
         let level = plain_level(&self.he);
         // Every power in NTT form for plain products (at the plaintexts'
@@ -825,12 +842,18 @@ impl CacheContext<'_> {
 /// relinearizing each product. Returns `powers[p]` for `p` up to the
 /// largest target. The DAG is evaluated depth by depth, with every product
 /// of one depth computed in parallel (a product only reads shallower powers).
+///
+/// A product no other product reads is switched to `leaf_level` (the level
+/// where the caller takes every power, or 0 to stay at the top) before its
+/// relinearization, which costs less there: key switching over fewer
+/// primes.
 fn compute_powers(
     ev: &Evaluator,
     dag: &PowersDag,
     query_powers: &[u32],
     sources: Vec<Ciphertext>,
     rk: Option<&RelinKeys>,
+    leaf_level: usize,
 ) -> Result<Vec<Option<Ciphertext>>> {
     let max = dag.nodes().last().map_or(0, |n| n.power as usize);
     let mut powers: Vec<Option<Ciphertext>> = vec![None; max + 1];
@@ -841,6 +864,11 @@ fn compute_powers(
     // extended basis once (a product would lift both of its operands), and
     // dropped after the last depth that uses it.
     let mut last_use = vec![0u32; max + 1];
+    let mut is_parent = vec![false; max + 1];
+    for (a, b) in dag.nodes().iter().filter_map(|n| n.parents) {
+        is_parent[a as usize] = true;
+        is_parent[b as usize] = true;
+    }
     for n in dag.nodes() {
         if let Some((a, b)) = n.parents.filter(|(a, b)| a != b) {
             last_use[a as usize] = last_use[a as usize].max(n.depth);
@@ -896,6 +924,9 @@ fn compute_powers(
                     };
                     ev.multiply_sum(&[(lifted_of(a)?, lifted_of(b)?)])?
                 };
+                if !is_parent[p as usize] && leaf_level > ct.level() {
+                    ct = ev.mod_switch_to_level(&ct, leaf_level)?;
+                }
                 ev.relinearize_assign(&mut ct, rk)?;
                 Ok((p, ct))
             })
