@@ -323,47 +323,88 @@ impl Evaluator {
         &self,
         pairs: &[(&Ciphertext, &PlaintextNtt)],
     ) -> Result<Ciphertext> {
-        let Some((first, _)) = pairs.first() else {
+        let cts: Vec<&Ciphertext> = pairs.iter().map(|(ct, _)| *ct).collect();
+        let row: Vec<Option<&PlaintextNtt>> = pairs.iter().map(|(_, pt)| Some(*pt)).collect();
+        let mut out = self.multiply_plain_accumulate_many(&cts, &[row])?;
+        Ok(out.remove(0))
+    }
+
+    /// Several sums over the same ciphertexts: output `o` is
+    /// `sum_j cts[j] * rows[o][j]`, a missing plaintext counting as zero
+    /// (a matrix of plaintexts times a vector of ciphertexts). Each
+    /// ciphertext tile is read once for every output while it is in cache,
+    /// which is what makes this faster than one
+    /// [`multiply_plain_accumulate`](Self::multiply_plain_accumulate) per
+    /// output. Ciphertexts in NTT form, of one level and size; each row has
+    /// one entry per ciphertext and at least one plaintext.
+    pub fn multiply_plain_accumulate_many(
+        &self,
+        cts: &[&Ciphertext],
+        rows: &[Vec<Option<&PlaintextNtt>>],
+    ) -> Result<Vec<Ciphertext>> {
+        let Some(first) = cts.first() else {
             return Err(Error::InvalidValue(
                 "multiply_plain_accumulate of no terms".into(),
             ));
         };
         let size = first.polys.len();
-        for (ct, pt) in pairs {
-            self.check_plain_ntt(ct, pt)?;
+        for ct in cts {
             if ct.level != first.level || ct.polys.len() != size {
                 return Err(Error::LevelMismatch("terms differ in level or size".into()));
+            }
+        }
+        for row in rows {
+            if row.len() != cts.len() {
+                return Err(Error::InvalidValue(format!(
+                    "a row of {} plaintexts for {} ciphertexts",
+                    row.len(),
+                    cts.len()
+                )));
+            }
+            if row.iter().all(Option::is_none) {
+                return Err(Error::InvalidValue(
+                    "multiply_plain_accumulate of no terms".into(),
+                ));
+            }
+            for (ct, pt) in cts.iter().zip(row) {
+                if let Some(pt) = pt {
+                    self.check_plain_ntt(ct, pt)?;
+                }
             }
         }
         let params = &self.params;
         let n = params.degree();
         let kl = params.moduli_count_at(first.level);
-        let mut polys = vec![vec![0u64; kl * n]; size];
+        let mut outs = vec![vec![vec![0u64; kl * n]; size]; rows.len()];
         if pointwise::madd52_is_fast() && params.moduli[..kl].iter().all(|m| m.bits() <= 52) {
-            self.accumulate_split52(pairs, kl, &mut polys);
+            self.accumulate_split52(cts, rows, kl, &mut outs);
         } else {
-            self.accumulate_u128(pairs, kl, &mut polys);
+            self.accumulate_u128(cts, rows, kl, &mut outs);
         }
-        Ok(Ciphertext {
-            fingerprint: params.fingerprint(),
-            level: first.level,
-            ntt: true,
-            polys,
-            seed: None,
-        })
+        Ok(outs
+            .into_iter()
+            .map(|polys| Ciphertext {
+                fingerprint: params.fingerprint(),
+                level: first.level,
+                ntt: true,
+                polys,
+                seed: None,
+            })
+            .collect())
     }
 
-    /// The sums of [`Self::multiply_plain_accumulate`] in `u128`
+    /// The sums of [`Self::multiply_plain_accumulate_many`] in `u128`
     /// accumulators, reduced every [`LAZY_PRODUCTS`] terms.
     fn accumulate_u128(
         &self,
-        pairs: &[(&Ciphertext, &PlaintextNtt)],
+        cts: &[&Ciphertext],
+        rows: &[Vec<Option<&PlaintextNtt>>],
         kl: usize,
-        polys: &mut [Vec<u64>],
+        outs: &mut [Vec<Vec<u64>>],
     ) {
         let params = &self.params;
         let n = params.degree();
-        let size = polys.len();
+        let size = cts[0].polys.len();
         // Tiles of coefficients keep the accumulators in L1 while every
         // term streams through; each plaintext tile serves all polynomials.
         let tile = ACCUMULATE_TILE.min(n);
@@ -372,14 +413,18 @@ impl Evaluator {
             let m = &params.moduli[i];
             for start in (0..n).step_by(tile) {
                 let range = i * n + start..i * n + start + tile;
-                acc.iter_mut().for_each(|a| *a = 0);
-                for (chunk_no, chunk) in pairs.chunks(LAZY_PRODUCTS).enumerate() {
-                    if chunk_no > 0 {
-                        for a in acc.iter_mut() {
-                            *a = m.reduce_u128(*a) as u128;
+                for (row, polys) in rows.iter().zip(outs.iter_mut()) {
+                    acc.fill(0);
+                    let mut pending = 0;
+                    for (ct, pt) in cts.iter().zip(row) {
+                        let Some(pt) = pt else { continue };
+                        if pending == LAZY_PRODUCTS {
+                            for a in acc.iter_mut() {
+                                *a = m.reduce_u128(*a) as u128;
+                            }
+                            pending = 0;
                         }
-                    }
-                    for (ct, pt) in chunk {
+                        pending += 1;
                         let p = &pt.data[range.clone()];
                         for (a, poly) in acc.chunks_exact_mut(tile).zip(&ct.polys) {
                             for ((a, &x), &y) in a.iter_mut().zip(&poly[range.clone()]).zip(p) {
@@ -387,61 +432,74 @@ impl Evaluator {
                             }
                         }
                     }
-                }
-                for (a, out) in acc.chunks_exact(tile).zip(polys.iter_mut()) {
-                    for (o, &a) in out[range.clone()].iter_mut().zip(a) {
-                        *o = m.reduce_u128(a);
+                    for (a, out) in acc.chunks_exact(tile).zip(polys.iter_mut()) {
+                        for (o, &a) in out[range.clone()].iter_mut().zip(a) {
+                            *o = m.reduce_u128(a);
+                        }
                     }
                 }
             }
         }
     }
 
-    /// The sums of [`Self::multiply_plain_accumulate`] for residues below
-    /// 2^52, with products split at bit 52 into two `u64` accumulators
-    /// (AVX-512 IFMA), each sum reduced once per chunk of terms.
+    /// The sums of [`Self::multiply_plain_accumulate_many`] for residues
+    /// below 2^52, with products split at bit 52 into two `u64`
+    /// accumulators (AVX-512 IFMA), each sum reduced once per chunk of
+    /// terms. A tile of every ciphertext stays in L2 while the outputs'
+    /// plaintext tiles stream past it.
     fn accumulate_split52(
         &self,
-        pairs: &[(&Ciphertext, &PlaintextNtt)],
+        cts: &[&Ciphertext],
+        rows: &[Vec<Option<&PlaintextNtt>>],
         kl: usize,
-        polys: &mut [Vec<u64>],
+        outs: &mut [Vec<Vec<u64>>],
     ) {
+        // Two polynomials of 128 ciphertexts in tiles of 256 coefficients
+        // take 512 KiB.
+        const TILE: usize = 256;
         let n = self.params.degree();
-        let tile = ACCUMULATE_TILE.min(n);
-        let size = polys.len();
+        let tile = TILE.min(n);
+        let size = cts[0].polys.len();
         let mut lo = vec![0u64; size * tile];
         let mut hi = vec![0u64; size * tile];
-        let chunk_len = pointwise::MADD52_MAX_TERMS.min(pairs.len());
-        let mut xs: Vec<&[u64]> = Vec::with_capacity(chunk_len);
-        let mut ys: Vec<&[u64]> = Vec::with_capacity(chunk_len);
+        let mut xs: Vec<&[u64]> = Vec::with_capacity(cts.len());
+        let mut ys: Vec<&[u64]> = Vec::with_capacity(cts.len());
         for i in 0..kl {
             let m = &self.params.moduli[i];
             for start in (0..n).step_by(tile) {
                 let range = i * n + start..i * n + start + tile;
-                lo.iter_mut().chain(hi.iter_mut()).for_each(|a| *a = 0);
-                for (chunk_no, chunk) in pairs.chunks(chunk_len).enumerate() {
-                    if chunk_no > 0 {
-                        // Fold the split sums below p < 2^52 so the next
-                        // chunk cannot overflow.
-                        pointwise::fold52(m, &mut lo, &mut hi);
-                        hi.fill(0);
+                for (row, polys) in rows.iter().zip(outs.iter_mut()) {
+                    lo.fill(0);
+                    hi.fill(0);
+                    let terms: Vec<(&Ciphertext, &PlaintextNtt)> = cts
+                        .iter()
+                        .zip(row)
+                        .filter_map(|(ct, pt)| pt.map(|pt| (*ct, pt)))
+                        .collect();
+                    for (chunk_no, chunk) in terms.chunks(pointwise::MADD52_MAX_TERMS).enumerate() {
+                        if chunk_no > 0 {
+                            // Fold the split sums below p < 2^52 so the next
+                            // chunk cannot overflow.
+                            pointwise::fold52(m, &mut lo, &mut hi);
+                            hi.fill(0);
+                        }
+                        ys.clear();
+                        ys.extend(chunk.iter().map(|(_, pt)| &pt.data[range.clone()]));
+                        for (j, (l, h)) in lo
+                            .chunks_exact_mut(tile)
+                            .zip(hi.chunks_exact_mut(tile))
+                            .enumerate()
+                        {
+                            xs.clear();
+                            xs.extend(chunk.iter().map(|(ct, _)| &ct.polys[j][range.clone()]));
+                            pointwise::madd52(l, h, &xs, &ys);
+                        }
                     }
-                    ys.clear();
-                    ys.extend(chunk.iter().map(|(_, pt)| &pt.data[range.clone()]));
-                    for (j, (l, h)) in lo
-                        .chunks_exact_mut(tile)
-                        .zip(hi.chunks_exact_mut(tile))
-                        .enumerate()
-                    {
-                        xs.clear();
-                        xs.extend(chunk.iter().map(|(ct, _)| &ct.polys[j][range.clone()]));
-                        pointwise::madd52(l, h, &xs, &ys);
+                    for (j, out) in polys.iter_mut().enumerate() {
+                        let (l, h) = (&lo[j * tile..][..tile], &mut hi[j * tile..][..tile]);
+                        // `out` is still zero here.
+                        pointwise::fold52_add(m, &mut out[range.clone()], l, h);
                     }
-                }
-                for (j, out) in polys.iter_mut().enumerate() {
-                    let (l, h) = (&lo[j * tile..][..tile], &mut hi[j * tile..][..tile]);
-                    // `out` is still zero here.
-                    pointwise::fold52_add(m, &mut out[range.clone()], l, h);
                 }
             }
         }
@@ -1269,18 +1327,49 @@ mod tests {
         let pts: Vec<PlaintextNtt> = (0..130)
             .map(|_| PlaintextNtt::new_compact(&params, &enc.encode(&slots()).unwrap(), 0).unwrap())
             .collect();
-        let pairs: Vec<(&Ciphertext, &PlaintextNtt)> = pts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (&cts[i % 3], p))
-            .collect();
+        // 130 terms (past the u128 path's fold every 60), three outputs:
+        // every plaintext, every third one missing, only the last one.
+        let terms: Vec<&Ciphertext> = (0..130).map(|i| &cts[i % 3]).collect();
+        let rows: Vec<Vec<Option<&PlaintextNtt>>> = vec![
+            pts.iter().map(Some).collect(),
+            pts.iter()
+                .enumerate()
+                .map(|(i, p)| (i % 3 != 1).then_some(p))
+                .collect(),
+            (0..130).map(|i| (i == 129).then_some(&pts[129])).collect(),
+        ];
         let kl = params.moduli_count_at(0);
-        let mut a = vec![vec![0u64; kl * 1024]; 2];
+        let mut a = vec![vec![vec![0u64; kl * 1024]; 2]; rows.len()];
         let mut b = a.clone();
-        ev.accumulate_u128(&pairs, kl, &mut a);
-        ev.accumulate_split52(&pairs, kl, &mut b);
+        ev.accumulate_u128(&terms, &rows, kl, &mut a);
+        ev.accumulate_split52(&terms, &rows, kl, &mut b);
         assert_eq!(a, b);
-        // And the public entry point agrees with both.
-        assert_eq!(ev.multiply_plain_accumulate(&pairs).unwrap().polys, a);
+        let many = ev.multiply_plain_accumulate_many(&terms, &rows).unwrap();
+        for ((row, out), expect) in rows.iter().zip(&many).zip(&a) {
+            assert_eq!(&out.polys, expect);
+            // Against products added one by one, and the one-output entry point.
+            let pairs: Vec<(&Ciphertext, &PlaintextNtt)> = terms
+                .iter()
+                .zip(row)
+                .filter_map(|(ct, pt)| pt.map(|pt| (*ct, pt)))
+                .collect();
+            let mut sum = ev.multiply_plain_ntt(pairs[0].0, pairs[0].1).unwrap();
+            for (ct, pt) in &pairs[1..] {
+                ev.add_assign(&mut sum, &ev.multiply_plain_ntt(ct, pt).unwrap())
+                    .unwrap();
+            }
+            assert_eq!(&sum.polys, expect);
+            assert_eq!(&ev.multiply_plain_accumulate(&pairs).unwrap().polys, expect);
+        }
+        // Malformed calls are errors.
+        assert!(ev.multiply_plain_accumulate_many(&[], &[]).is_err());
+        assert!(
+            ev.multiply_plain_accumulate_many(&terms, &[vec![None; 130]])
+                .is_err()
+        );
+        assert!(
+            ev.multiply_plain_accumulate_many(&terms, &[vec![Some(&pts[0])]])
+                .is_err()
+        );
     }
 }

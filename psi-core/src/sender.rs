@@ -591,27 +591,30 @@ impl SenderDb {
                 .cache
                 .as_ref()
                 .ok_or_else(|| Error::Malformed("bundle cache missing: call regenerate".into()))?;
-            let eval = |poly: &PolyPlaintexts| -> Result<Vec<u8>> {
-                let ct = if l == 0 {
-                    eval_direct(&ev, &ntt_powers, poly)?
-                } else {
-                    let rk = rk.ok_or_else(|| {
-                        Error::Malformed(
-                            "the query lacks the relinearization keys these parameters need".into(),
-                        )
-                    })?;
-                    eval_paterson_stockmeyer(&ev, &ntt_powers, &high_powers, poly, l, rk)?
-                };
-                // Switched to the last level and compressed: the receiver
-                // only decrypts it.
-                Ok(ev.compress(&ct, bits)?.to_bytes(&self.he)?)
-            };
-            // The matching and label polynomials are independent.
-            let mut polys: Vec<Vec<u8>> = std::iter::once(&cache.matching)
+            let polys: Vec<&PolyPlaintexts> = std::iter::once(&cache.matching)
                 .chain(&cache.labels)
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .map(eval)
+                .collect();
+            let cts = if l == 0 {
+                eval_direct(&ev, &ntt_powers, &polys)?
+            } else {
+                let rk = rk.ok_or_else(|| {
+                    Error::Malformed(
+                        "the query lacks the relinearization keys these parameters need".into(),
+                    )
+                })?;
+                // The matching and label polynomials are independent.
+                polys
+                    .par_iter()
+                    .map(|poly| {
+                        eval_paterson_stockmeyer(&ev, &ntt_powers, &high_powers, poly, l, rk)
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            };
+            // Switched to the last level and compressed: the receiver only
+            // decrypts them.
+            let mut polys: Vec<Vec<u8>> = cts
+                .par_iter()
+                .map(|ct| Ok(ev.compress(ct, bits)?.to_bytes(&self.he)?))
                 .collect::<Result<_>>()?;
             let labels = polys.split_off(1);
             let part = ResultPart {
@@ -943,30 +946,49 @@ fn compute_powers(
     Ok(powers)
 }
 
-/// `sum_j c_j y^j + c_0` with every power in NTT form.
+/// `sum_j c_j y^j + c_0` for each polynomial, with every power in NTT
+/// form, in one pass over the powers
+/// ([`Evaluator::multiply_plain_accumulate_many`]).
 fn eval_direct(
     ev: &Evaluator,
     ntt_powers: &[Option<Ciphertext>],
-    poly: &PolyPlaintexts,
-) -> Result<Ciphertext> {
-    let mut pairs = Vec::with_capacity(poly.ntt.len());
-    for (j, pt) in poly.ntt.iter().enumerate().skip(1) {
-        if let Some(pt) = pt {
-            let ct = ntt_powers
-                .get(j)
-                .and_then(Option::as_ref)
-                .ok_or(Error::UnreachablePower { power: j as u32 })?;
-            pairs.push((ct, pt));
-        }
-    }
-    if pairs.is_empty() {
+    polys: &[&PolyPlaintexts],
+) -> Result<Vec<Ciphertext>> {
+    let degree = polys.iter().map(|p| p.ntt.len()).max().unwrap_or(0);
+    // The powers some polynomial has a (non-zero) coefficient for.
+    let used: Vec<usize> = (1..degree)
+        .filter(|&j| polys.iter().any(|p| matches!(p.ntt.get(j), Some(Some(_)))))
+        .collect();
+    if polys
+        .iter()
+        .any(|p| p.ntt.iter().skip(1).all(Option::is_none))
+    {
         return Err(Error::Malformed(
             "polynomial without a non-constant term".into(),
         ));
     }
-    let mut acc = ev.multiply_plain_accumulate(&pairs)?;
-    ev.add_plain_assign(&mut acc, &poly.constant)?;
-    Ok(acc)
+    let cts = used
+        .iter()
+        .map(|&j| {
+            ntt_powers
+                .get(j)
+                .and_then(Option::as_ref)
+                .ok_or(Error::UnreachablePower { power: j as u32 })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rows: Vec<Vec<Option<&PlaintextNtt>>> = polys
+        .iter()
+        .map(|p| {
+            used.iter()
+                .map(|&j| p.ntt.get(j).and_then(Option::as_ref))
+                .collect()
+        })
+        .collect();
+    let mut sums = ev.multiply_plain_accumulate_many(&cts, &rows)?;
+    for (sum, poly) in sums.iter_mut().zip(polys) {
+        ev.add_plain_assign(sum, &poly.constant)?;
+    }
+    Ok(sums)
 }
 
 /// Paterson-Stockmeyer: with block size `L + 1`, the polynomial is
