@@ -1256,6 +1256,35 @@ mod tests {
         }
     }
 
+    /// A sum of more products than the auxiliary primes hold is refused
+    /// before any work; at the capacity it runs.
+    #[test]
+    fn multiply_sum_refuses_more_than_its_capacity() {
+        let params = BfvParametersBuilder::new()
+            .degree(1024)
+            .plaintext_modulus(12289)
+            .moduli_bits(&[40, 40])
+            .special_modulus_bits(40)
+            .aux_prime_bits(60)
+            .insecure_skip_security_check_for_tests()
+            .build()
+            .unwrap();
+        let sk = SecretKey::random(&params).unwrap();
+        let ev = Evaluator::new(&params);
+        let ct = sk
+            .encrypt_symmetric(&BatchEncoder::new(&params).encode(&[1, 2, 3]).unwrap())
+            .unwrap();
+        let a = ev.lift(&ct).unwrap();
+        let capacity = ev.multiply_sum_capacity(0).unwrap();
+        assert!((1024..=1 << 20).contains(&capacity), "capacity {capacity}");
+        let pairs = vec![(&a, &a); capacity + 1];
+        assert!(matches!(
+            ev.multiply_sum(&pairs),
+            Err(Error::InvalidValue(_))
+        ));
+        assert!(ev.multiply_sum(&pairs[..capacity]).is_ok());
+    }
+
     /// A ciphertext lifts to the same polynomials from coefficient or NTT
     /// form (the NTT form skips the transforms of its `Q` part), at the top
     /// level and below it.
