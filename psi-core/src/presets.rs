@@ -160,6 +160,9 @@ struct BfvChoice {
 /// one core with the data in cache, measured on the benchmark machine
 /// (AVX-512 with IFMA) with the `op_costs` example of he-core (see its
 /// docs); only their ratios to each other and to [`COST_BYTE`] matter.
+/// Last measured 2026-12-01 (Intel Xeon host), after he-core's products
+/// moved to 50-bit auxiliary primes and one-pass basis conversions: the
+/// 50-bit set's product costs two thirds of the others'.
 /// Plain products on a database larger than the cache are bound by memory
 /// as well ([`MEMORY_BYTES_PER_US`]).
 struct Costs {
@@ -198,10 +201,10 @@ const BFV_CHOICES: &[BfvChoice] = &[
         single_item_only: false,
         unlabeled_only: false,
         costs: Costs {
-            product: 2460.0,
-            plain: 15.0,
-            ps_block: 450.0,
-            part: 175.0,
+            product: 3160.0,
+            plain: 8.7,
+            ps_block: 370.0,
+            part: 183.0,
         },
     },
     // The same with 163 ciphertext bits, for Paterson-Stockmeyer sets
@@ -222,10 +225,10 @@ const BFV_CHOICES: &[BfvChoice] = &[
         unlabeled_only: true,
         // Primes above 52 bits: no IFMA.
         costs: Costs {
-            product: 2500.0,
-            plain: 34.6,
-            ps_block: 450.0,
-            part: 200.0,
+            product: 4910.0,
+            plain: 25.8,
+            ps_block: 650.0,
+            part: 190.0,
         },
     },
     // Deep Paterson-Stockmeyer sets for large senders, as APSI's `16M-1`:
@@ -254,10 +257,10 @@ const BFV_CHOICES: &[BfvChoice] = &[
         unlabeled_only: true,
         // 60-bit primes: no IFMA.
         costs: Costs {
-            product: 2540.0,
-            plain: 36.4,
-            ps_block: 450.0,
-            part: 190.0,
+            product: 4700.0,
+            plain: 24.8,
+            ps_block: 648.0,
+            part: 185.0,
         },
     },
     BfvChoice {
@@ -273,9 +276,9 @@ const BFV_CHOICES: &[BfvChoice] = &[
         single_item_only: false,
         unlabeled_only: false,
         costs: Costs {
-            product: 730.0,
-            plain: 6.4,
-            ps_block: 120.0,
+            product: 890.0,
+            plain: 4.3,
+            ps_block: 172.0,
             part: 69.0,
         },
     },
@@ -293,9 +296,9 @@ const BFV_CHOICES: &[BfvChoice] = &[
         unlabeled_only: false,
         costs: Costs {
             product: 0.0,
-            plain: 0.83,
+            plain: 0.95,
             ps_block: 0.0,
-            part: 35.0,
+            part: 25.0,
         },
     },
     BfvChoice {
@@ -312,9 +315,9 @@ const BFV_CHOICES: &[BfvChoice] = &[
         unlabeled_only: false,
         costs: Costs {
             product: 0.0,
-            plain: 1.74,
+            plain: 2.25,
             ps_block: 0.0,
-            part: 68.0,
+            part: 54.0,
         },
     },
 ];
