@@ -43,6 +43,21 @@ fn check_product_size(size: usize) -> Result<usize> {
 /// auxiliary primes, NTT form.
 type TensorPair<'a> = (&'a [Vec<u64>], &'a [Vec<u64>]);
 
+/// The products `(i, j, doubled)` that make output `o` of the tensor of
+/// operands of sizes `sa` and `sb` (`i + j = o`). For a square each cross
+/// product is listed once, `doubled`.
+fn tensor_terms(
+    o: usize,
+    sa: usize,
+    sb: usize,
+    square: bool,
+) -> impl Iterator<Item = (usize, usize, bool)> {
+    (0..sa).filter_map(move |i| {
+        let j = o.checked_sub(i).filter(|&j| j < sb)?;
+        (!square || j >= i).then_some((i, j, square && j > i))
+    })
+}
+
 /// A ciphertext lifted to the multiplication basis (`Q_l` and the
 /// auxiliary primes) in NTT form: an operand of
 /// [`Evaluator::multiply_sum`], made by [`Evaluator::lift`]. In memory only;
@@ -785,15 +800,9 @@ impl Evaluator {
                     pending += weight;
                     for o in 0..out_size {
                         let acc_o = &mut acc[o * tile..(o + 1) * tile];
-                        for (i, ea_i) in ea.iter().enumerate() {
-                            let Some(j) = o.checked_sub(i).filter(|&j| j < eb.len()) else {
-                                continue;
-                            };
-                            if square && j < i {
-                                continue;
-                            }
-                            let shift = u32::from(square && j > i);
-                            let (x, y) = (&ea_i[r.clone()], &eb[j][r.clone()]);
+                        for (i, j, doubled) in tensor_terms(o, ea.len(), eb.len(), square) {
+                            let shift = u32::from(doubled);
+                            let (x, y) = (&ea[i][r.clone()], &eb[j][r.clone()]);
                             for ((a, &x), &y) in acc_o.iter_mut().zip(x).zip(y) {
                                 *a += (x as u128 * y as u128) << shift;
                             }
@@ -827,15 +836,9 @@ impl Evaluator {
             .map(|o| {
                 let mut t = Vec::new();
                 for (pi, (ea, eb)) in pairs.iter().enumerate() {
-                    for i in 0..ea.len() {
-                        let Some(j) = o.checked_sub(i).filter(|&j| j < eb.len()) else {
-                            continue;
-                        };
-                        if square && j < i {
-                            continue;
-                        }
+                    for (i, j, doubled) in tensor_terms(o, ea.len(), eb.len(), square) {
                         t.push((pi, i, j));
-                        if square && j > i {
+                        if doubled {
                             t.push((pi, i, j));
                         }
                     }
@@ -1152,6 +1155,26 @@ mod tests {
     use crate::params::BfvParametersBuilder;
     use crate::plaintext::BatchEncoder;
 
+    /// Test parameters (no security check) at `n = 1024`, `t = 12289`.
+    fn small_params(
+        q_bits: &[u32],
+        special_bits: u32,
+        aux_bits: Option<u32>,
+    ) -> Arc<BfvParameters> {
+        let b = BfvParametersBuilder::new()
+            .degree(1024)
+            .plaintext_modulus(12289)
+            .moduli_bits(q_bits)
+            .special_modulus_bits(special_bits)
+            .insecure_skip_security_check_for_tests();
+        match aux_bits {
+            Some(bits) => b.aux_prime_bits(bits),
+            None => b,
+        }
+        .build()
+        .unwrap()
+    }
+
     /// Products round `t/Q` times the exact tensor, so the auxiliary primes
     /// only change which way a coefficient within 1 of a half rounds: 50-bit
     /// ones (the automatic choice here, whose tensor takes the IFMA split
@@ -1260,15 +1283,7 @@ mod tests {
     /// before any work; at the capacity it runs.
     #[test]
     fn multiply_sum_refuses_more_than_its_capacity() {
-        let params = BfvParametersBuilder::new()
-            .degree(1024)
-            .plaintext_modulus(12289)
-            .moduli_bits(&[40, 40])
-            .special_modulus_bits(40)
-            .aux_prime_bits(60)
-            .insecure_skip_security_check_for_tests()
-            .build()
-            .unwrap();
+        let params = small_params(&[40, 40], 40, Some(60));
         let sk = SecretKey::random(&params).unwrap();
         let ev = Evaluator::new(&params);
         let ct = sk
@@ -1290,14 +1305,7 @@ mod tests {
     /// level and below it.
     #[test]
     fn lift_is_the_same_from_either_form() {
-        let params = BfvParametersBuilder::new()
-            .degree(1024)
-            .plaintext_modulus(12289)
-            .moduli_bits(&[40, 40, 40])
-            .special_modulus_bits(40)
-            .insecure_skip_security_check_for_tests()
-            .build()
-            .unwrap();
+        let params = small_params(&[40, 40, 40], 40, None);
         let sk = SecretKey::random(&params).unwrap();
         let enc = BatchEncoder::new(&params);
         let ev = Evaluator::new(&params);
@@ -1322,14 +1330,7 @@ mod tests {
     /// give the same residues, for more terms than one lazy chunk of either.
     #[test]
     fn accumulate_paths_agree() {
-        let params = BfvParametersBuilder::new()
-            .degree(1024)
-            .plaintext_modulus(12289)
-            .moduli_bits(&[50, 52])
-            .special_modulus_bits(52)
-            .insecure_skip_security_check_for_tests()
-            .build()
-            .unwrap();
+        let params = small_params(&[50, 52], 52, None);
         let sk = SecretKey::random(&params).unwrap();
         let enc = BatchEncoder::new(&params);
         let ev = Evaluator::new(&params);
