@@ -567,7 +567,13 @@ impl Evaluator {
             *vc = (vf + 0.5) as u64;
         }
         // Over p_j: sum_i x_i (Q/q_i mod p_j) - v (Q mod p_j).
-        let small_q = params.moduli[..k].iter().all(|q| q.bits() <= 50);
+        // Inputs: v <= k and residues mod q_i.
+        let max_q = params.moduli[..k]
+            .iter()
+            .map(|q| q.value() - 1)
+            .max()
+            .unwrap_or(0);
+        let max_input = max_q.max(k as u64);
         let inputs: Vec<&[u64]> = std::iter::once(v.as_slice())
             .chain(xs.chunks_exact(n))
             .collect();
@@ -575,7 +581,7 @@ impl Evaluator {
         for (j, (pj, dst)) in aux.iter().zip(op.chunks_exact_mut(n)).enumerate() {
             weights[0] = pj.neg(mc.q_mod_p[j]);
             weights[1..].copy_from_slice(&mc.q_hat_mod_p[j * k..(j + 1) * k]);
-            pointwise::dot(pj, dst, &inputs, &weights, small_q);
+            pointwise::dot(pj, dst, &inputs, &weights, max_input);
         }
         match ntt_q {
             Some(q) => {
@@ -619,7 +625,15 @@ impl Evaluator {
         }
         // y_j = (rounded + sum_i x_i tp_int_ij + x_(k+j) t_q_inv_j) p_hat_inv_j
         // over p_j, one dot product with the last factor in the weights.
-        let small = params.moduli[..k].iter().chain(aux).all(|q| q.bits() <= 50);
+        // Inputs: residues mod q_i and p_j, and `rounded`, below
+        // sum_i q_i (each x_i times a fraction below 1, plus 1).
+        let max_input = params.moduli[..k]
+            .iter()
+            .chain(aux)
+            .map(|q| q.value() - 1)
+            .max()
+            .unwrap_or(0)
+            .max(params.moduli[..k].iter().map(|q| q.value()).sum::<u64>());
         let mut ys = vec![0u64; m * n];
         let mut inputs: Vec<&[u64]> = std::iter::once(rounded.as_slice())
             .chain(xs.chunks_exact(n))
@@ -637,7 +651,7 @@ impl Evaluator {
             weights[k + 1] = pj.mul(mc.t_q_inv_mod_p[j], scale);
             inputs.truncate(k + 1);
             inputs.push(&x[(k + j) * n..(k + j + 1) * n]);
-            pointwise::dot(pj, y, &inputs, &weights, small);
+            pointwise::dot(pj, y, &inputs, &weights, max_input);
         }
         // Lift y (|y| << P/2, so the rounding of v is exact) from P to Q.
         let v = &mut rounded;
@@ -650,7 +664,13 @@ impl Evaluator {
             *vc = (vf + 0.5) as u64;
         }
         // Over q_i: sum_j y_j (P/p_j mod q_i) - v (P mod q_i).
-        let small_p = aux.iter().all(|p| p.bits() <= 50);
+        // Inputs: v <= m and residues mod p_j.
+        let max_input = aux
+            .iter()
+            .map(|p| p.value() - 1)
+            .max()
+            .unwrap_or(0)
+            .max(m as u64);
         let mut out = vec![0u64; k * n];
         let inputs: Vec<&[u64]> = std::iter::once(v.as_slice())
             .chain(ys.chunks_exact(n))
@@ -660,7 +680,7 @@ impl Evaluator {
             let qi = &params.moduli[i];
             weights[0] = qi.neg(mc.p_mod_q[i]);
             weights[1..].copy_from_slice(&mc.p_hat_mod_q[i * m..(i + 1) * m]);
-            pointwise::dot(qi, dst, &inputs, &weights, small_p);
+            pointwise::dot(qi, dst, &inputs, &weights, max_input);
         }
         Ok(out)
     }

@@ -175,40 +175,38 @@ pub(crate) fn fold52_add(m: &Modulus, dst: &mut [u64], lo: &[u64], hi: &mut [u64
 
 const MASK52: u64 = (1 << 52) - 1;
 
-/// Most terms the IFMA [`dot`] kernel sums in one pass: sixteen products of
-/// 50-bit values keep the high halves' sum below 2^52.
+/// Most terms the IFMA [`dot`] kernel sums in one pass (its register of
+/// broadcast weights).
 pub(crate) const DOT52_MAX_TERMS: usize = 16;
 
 /// `dst = sum_k xs[k] * ws[k] mod p` slot-wise: a basis conversion's inner
-/// step, one pass instead of one per term. Weights below `p`; inputs below
-/// 2^50 when `inputs_below_2_50` (residues of primes that small), which
-/// with `p < 2^50` lets AVX-512 IFMA sum the products in registers;
-/// otherwise any 64-bit inputs, term by term in Shoup passes.
-pub(crate) fn dot(
-    m: &Modulus,
-    dst: &mut [u64],
-    xs: &[&[u64]],
-    ws: &[u64],
-    inputs_below_2_50: bool,
-) {
+/// step, one pass instead of one per term. Weights below `p`, every input
+/// at most `max_input`. With `p < 2^50` and inputs below 2^52, AVX-512
+/// IFMA sums the products in registers, as many terms per pass as keep
+/// each slot's sum below 2^104 (the kernel's bound; 16 for inputs below
+/// 2^50); otherwise the terms go one by one through Shoup passes, which
+/// take any 64-bit inputs.
+pub(crate) fn dot(m: &Modulus, dst: &mut [u64], xs: &[&[u64]], ws: &[u64], max_input: u64) {
     assert!(
         xs.len() == ws.len() && !xs.is_empty(),
         "dot takes one weight per input and at least one input"
     );
     #[cfg(target_arch = "x86_64")]
-    if inputs_below_2_50 && m.bits() <= 50 && simd::ifma_detected() {
-        let mut chunks = xs.chunks(DOT52_MAX_TERMS).zip(ws.chunks(DOT52_MAX_TERMS));
+    if m.bits() <= 50 && max_input < 1 << 52 && simd::ifma_detected() {
+        // A product is below max_input * (p - 1) < 2^102.
+        let per_term = (max_input as u128 * (m.value() - 1) as u128).max(1);
+        let terms = ((1u128 << 104) / per_term).min(DOT52_MAX_TERMS as u128) as usize;
+        let mut chunks = xs.chunks(terms).zip(ws.chunks(terms));
         let (x0, w0) = chunks.next().expect("at least one input");
-        simd::dot52(m.value(), dst, x0, w0);
+        simd::dot52(m.value(), dst, x0, w0, max_input);
         let mut part = Vec::new();
         for (x, w) in chunks {
             part.resize(dst.len(), 0);
-            simd::dot52(m.value(), &mut part, x, w);
+            simd::dot52(m.value(), &mut part, x, w, max_input);
             add_assign(m, dst, &part);
         }
         return;
     }
-    let _ = inputs_below_2_50;
     dst.copy_from_slice(xs[0]);
     mul_scalar_assign(m, dst, ws[0]);
     for (x, &w) in xs.iter().zip(ws).skip(1) {
@@ -216,8 +214,8 @@ pub(crate) fn dot(
     }
 }
 
-/// [`dot`] in scalar `u128` sums (the IFMA kernel's tail): inputs below
-/// 2^50 and at most [`DOT52_MAX_TERMS`] terms.
+/// [`dot`] in scalar `u128` sums (the IFMA kernel's tail), for sums below
+/// 2^128.
 pub(crate) fn dot_u128(p: u64, dst: &mut [u64], xs: &[&[u64]], ws: &[u64]) {
     for (i, d) in dst.iter_mut().enumerate() {
         let s: u128 = xs
@@ -448,53 +446,53 @@ mod tests {
     }
 
     /// `dot` (IFMA when the CPU has it, for primes below 2^50) equals the
-    /// exact sums, for inputs at 0 and 2^50 - 1, every term count to past
-    /// one IFMA pass, and lengths with scalar tails; the Shoup path takes
-    /// any 64-bit inputs.
+    /// exact sums, for every term count to past one IFMA pass, inputs at
+    /// their bound (below 2^50, below 2^52, where a pass takes fewer terms
+    /// to keep its sums below 2^104, and any 64-bit value, which takes the
+    /// Shoup passes), and lengths with scalar tails.
     #[test]
     fn dot_matches_exact_sums() {
-        let top = (1u64 << 50) - 1;
         // The largest primes the IFMA kernel takes, as well.
         let big = crate::modulus::generate_ntt_primes(50, 2, 1024, &[]).unwrap();
         for p in PRIMES.into_iter().chain(big) {
             let m = Modulus::new(p).unwrap();
-            for terms in [1, 2, 3, 5, 15, 16, 17, 33] {
-                for len in [0, 1, 7, 16, 17, 67] {
-                    let seed = p ^ (terms * 1000 + len) as u64;
-                    let small = p.min(top + 1);
-                    let xs: Vec<Vec<u64>> = (0..terms)
-                        .map(|k| {
-                            let mut v = inputs(small, seed ^ (k as u64) << 8, len);
-                            if let Some(first) = v.first_mut() {
-                                *first = small - 1;
-                            }
-                            v
-                        })
-                        .collect();
-                    let ws: Vec<u64> = (0..terms as u64)
-                        .map(|k| {
-                            if k == 0 {
-                                p - 1
-                            } else {
-                                (k * 0x9e37_79b9_7f4a) % p
-                            }
-                        })
-                        .collect();
-                    let refs: Vec<&[u64]> = xs.iter().map(Vec::as_slice).collect();
-                    let exact: Vec<u64> = (0..len)
-                        .map(|i| {
-                            let s: u128 = refs
-                                .iter()
-                                .zip(&ws)
-                                .map(|(x, &w)| x[i] as u128 * w as u128)
-                                .sum();
-                            (s % p as u128) as u64
-                        })
-                        .collect();
-                    for below in [true, false] {
+            for max_input in [(1u64 << 50) - 1, (1 << 52) - 1, u64::MAX] {
+                for terms in [1, 2, 3, 5, 15, 16, 17, 33] {
+                    for len in [0, 1, 7, 16, 17, 67] {
+                        let seed = p ^ (terms * 1000 + len) as u64 ^ max_input;
+                        let xs: Vec<Vec<u64>> = (0..terms)
+                            .map(|k| {
+                                let mut v: Vec<u64> = inputs(u64::MAX, seed ^ (k as u64) << 8, len)
+                                    .into_iter()
+                                    .map(|x| x % max_input.saturating_add(1).max(1))
+                                    .collect();
+                                if let Some(first) = v.first_mut() {
+                                    *first = max_input;
+                                }
+                                v
+                            })
+                            .collect();
+                        let ws: Vec<u64> = (0..terms as u64)
+                            .map(|k| {
+                                if k == 0 {
+                                    p - 1
+                                } else {
+                                    (k * 0x9e37_79b9_7f4a) % p
+                                }
+                            })
+                            .collect();
+                        let refs: Vec<&[u64]> = xs.iter().map(Vec::as_slice).collect();
+                        let exact: Vec<u64> = (0..len)
+                            .map(|i| {
+                                let s = refs.iter().zip(&ws).fold(0u128, |s, (x, &w)| {
+                                    (s + x[i] as u128 * w as u128) % p as u128
+                                });
+                                s as u64
+                            })
+                            .collect();
                         let mut dst = vec![0u64; len];
-                        dot(&m, &mut dst, &refs, &ws, below);
-                        assert_eq!(dst, exact, "p={p} terms={terms} len={len} below={below}");
+                        dot(&m, &mut dst, &refs, &ws, max_input);
+                        assert_eq!(dst, exact, "p={p} max={max_input} terms={terms} len={len}");
                     }
                 }
             }

@@ -157,10 +157,15 @@ mod ifma_dot {
         _mm512_min_epu64(a, _mm512_sub_epi64(a, m))
     }
 
+    /// Each slot's sum `S` of products gathers as `hi 2^52 + lo` with
+    /// `hi + (lo >> 52) = floor(S / 2^52)`, below 2^52 when `S < 2^104`;
+    /// both halves then take one Shoup reduction.
+    ///
     /// # Safety
-    /// The CPU must support avx512f and avx512ifma. `p < 2^50`, every input
-    /// below 2^50, every weight below `p`, at most
-    /// [`DOT52_MAX_TERMS`](crate::ntt::pointwise::DOT52_MAX_TERMS) terms.
+    /// The CPU must support avx512f and avx512ifma. Checked by the caller
+    /// ([`super::dot52`]): `p < 2^50`, every weight below `p`, at most
+    /// [`DOT52_MAX_TERMS`](crate::ntt::pointwise::DOT52_MAX_TERMS) terms,
+    /// every input below 2^52 and each slot's sum below 2^104.
     #[target_feature(enable = "avx512f,avx512ifma")]
     pub(super) unsafe fn dot52(p: u64, dst: &mut [u64], xs: &[&[u64]], ws: &[u64]) {
         const MASK52: u64 = (1 << 52) - 1;
@@ -199,8 +204,8 @@ mod ifma_dot {
                 }
             }
             for r in 0..R {
-                // sum = hi 2^52 + lo, with hi + (lo >> 52) < 2^52 (see the
-                // bounds above) and lo mod 2^52 both reduced by Shoup.
+                // sum = hi 2^52 + lo, with hi + (lo >> 52) < 2^52 (the sum
+                // is below 2^104) and lo mod 2^52 both reduced by Shoup.
                 let h = _mm512_add_epi64(ah[r], _mm512_srli_epi64::<52>(al[r]));
                 let l = _mm512_and_si512(al[r], mask);
                 let s = _mm512_add_epi64(
@@ -216,22 +221,31 @@ mod ifma_dot {
     }
 }
 
-/// `dst = sum_k xs[k] * ws[k] mod p` slot-wise on AVX-512 IFMA; see
-/// [`crate::ntt::pointwise::dot`] for the bounds. Only call after
-/// [`ifma_detected`] returned true.
-pub(crate) fn dot52(p: u64, dst: &mut [u64], xs: &[&[u64]], ws: &[u64]) {
+/// `dst = sum_k xs[k] * ws[k] mod p` slot-wise on AVX-512 IFMA, for
+/// inputs at most `max_input`; see [`crate::ntt::pointwise::dot`]. Only
+/// call after [`ifma_detected`] returned true.
+pub(crate) fn dot52(p: u64, dst: &mut [u64], xs: &[&[u64]], ws: &[u64], max_input: u64) {
     assert!(ifma_detected(), "dot52 needs avx512ifma");
     assert!(
-        p < 1 << 50 && xs.len() == ws.len() && xs.len() <= crate::ntt::pointwise::DOT52_MAX_TERMS,
+        p < 1 << 50
+            && max_input < 1 << 52
+            && xs.len() == ws.len()
+            && xs.len() <= crate::ntt::pointwise::DOT52_MAX_TERMS
+            && ws.iter().all(|&w| w < p),
         "dot52 bounds"
+    );
+    assert!(
+        (xs.len() as u128) * (max_input as u128) * (p as u128 - 1) < 1 << 104,
+        "dot52 sums must stay below 2^104"
     );
     assert!(
         xs.iter().all(|x| x.len() == dst.len()),
         "operands of equal length"
     );
+    debug_assert!(xs.iter().all(|x| x.iter().all(|&v| v <= max_input)));
     // SAFETY: `ifma_detected` confirmed avx512f and avx512ifma; the bounds
-    // the kernel's arithmetic needs were asserted above (inputs below 2^50
-    // are the caller's contract, as residues of primes below 2^50).
+    // the kernel's arithmetic needs were asserted above (inputs at most
+    // `max_input` are the caller's contract, checked in debug builds).
     unsafe { ifma_dot::dot52(p, dst, xs, ws) }
 }
 
