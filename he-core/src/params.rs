@@ -38,13 +38,17 @@ const AUX_PRIME_BITS: u32 = 60;
 
 /// Bit size of auxiliary primes the AVX-512 IFMA kernels take
 /// ([`IFMA_MAX_BITS`](crate::ntt::IFMA_MAX_BITS)): used instead of
-/// [`AUX_PRIME_BITS`] on CPUs with IFMA, where their transforms, tensor
-/// and basis conversions are faster even when one more prime is needed
-/// (a product at n = 4096 with 36-bit primes: 0.82 instead of 1.04 ms),
-/// and elsewhere when as few of them cover the basis. The auxiliary primes
-/// live only inside multiplications: they change no key, ciphertext or
-/// fingerprint, only which way a product's coefficient within 1 of a half
-/// rounds.
+/// [`AUX_PRIME_BITS`] on CPUs with IFMA when the ciphertext primes are that
+/// small too, so that the whole multiplication basis runs the IFMA
+/// transforms, tensor and basis conversions, even when one more prime is
+/// needed (a product at n = 4096 with 36-bit primes: 0.76 instead of 0.89
+/// ms; four 43-bit primes at n = 8192: 5.3 instead of 6.0 ms); and
+/// elsewhere when as few of them cover the basis. With larger ciphertext
+/// primes the conversions cannot use IFMA, and the extra prime made a
+/// product with 54-bit primes slower (5.3 instead of 4.0 ms). The
+/// auxiliary primes live only inside multiplications: they change no key,
+/// ciphertext or fingerprint, only which way a product's coefficient
+/// within 1 of a half rounds.
 const AUX_PRIME_BITS_IFMA: u32 = crate::ntt::IFMA_MAX_BITS;
 
 /// How the coefficient modulus is given to the builder.
@@ -441,7 +445,12 @@ impl BfvParameters {
         let aux_for = |bits: u32, needed: u32| needed.div_ceil(bits - 1) as usize;
         let aux_bits = match aux_prime_bits {
             Some(bits) => bits,
-            None if crate::ntt::pointwise::madd52_is_fast() => AUX_PRIME_BITS_IFMA,
+            None if crate::ntt::pointwise::madd52_is_fast()
+                && q.iter()
+                    .all(|&p| 64 - p.leading_zeros() <= AUX_PRIME_BITS_IFMA) =>
+            {
+                AUX_PRIME_BITS_IFMA
+            }
             None if aux_for(AUX_PRIME_BITS_IFMA, needed_bits(q_bits_total))
                 <= aux_for(AUX_PRIME_BITS, needed_bits(q_bits_total)) =>
             {
@@ -649,7 +658,8 @@ impl BfvParameters {
     }
 
     /// Number of auxiliary primes used inside ciphertext multiplication
-    /// (it depends on the CPU: 50-bit primes where AVX-512 IFMA runs).
+    /// (it depends on the CPU: 50-bit primes where AVX-512 IFMA runs and
+    /// the ciphertext primes are that small).
     pub fn auxiliary_moduli_count(&self) -> usize {
         self.aux
     }

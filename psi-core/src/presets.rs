@@ -161,8 +161,9 @@ struct BfvChoice {
 /// (AVX-512 with IFMA) with the `op_costs` example of he-core (see its
 /// docs); only their ratios to each other and to [`COST_BYTE`] matter.
 /// Last measured 2026-12-01 (Intel Xeon host), after he-core's products
-/// moved to 50-bit auxiliary primes and one-pass basis conversions: the
-/// 50-bit set's product costs two thirds of the others'.
+/// moved to one-pass basis conversions and, with ciphertext primes of at
+/// most 50 bits, 50-bit auxiliary primes: the 50-bit set's product costs
+/// two thirds of the others'.
 /// Plain products on a database larger than the cache are bound by memory
 /// as well ([`MEMORY_BYTES_PER_US`]).
 struct Costs {
