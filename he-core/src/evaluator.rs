@@ -633,7 +633,11 @@ impl Evaluator {
             .map(|q| q.value() - 1)
             .max()
             .unwrap_or(0)
-            .max(params.moduli[..k].iter().map(|q| q.value()).sum::<u64>());
+            .max(
+                params.moduli[..k]
+                    .iter()
+                    .fold(0u64, |a, q| a.saturating_add(q.value())),
+            );
         let mut ys = vec![0u64; m * n];
         let mut inputs: Vec<&[u64]> = std::iter::once(rounded.as_slice())
             .chain(xs.chunks_exact(n))
