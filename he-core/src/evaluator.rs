@@ -43,6 +43,12 @@ fn check_product_size(size: usize) -> Result<usize> {
 /// auxiliary primes, NTT form.
 type TensorPair<'a> = (&'a [Vec<u64>], &'a [Vec<u64>]);
 
+/// The largest residue modulo any of `moduli` (0 for none): a bound on the
+/// inputs of a basis conversion from them.
+fn max_residue<'a>(moduli: impl IntoIterator<Item = &'a crate::Modulus>) -> u64 {
+    moduli.into_iter().map(|q| q.value() - 1).max().unwrap_or(0)
+}
+
 /// The products `(i, j, doubled)` that make output `o` of the tensor of
 /// operands of sizes `sa` and `sb` (`i + j = o`). For a square each cross
 /// product is listed once, `doubled`.
@@ -340,8 +346,9 @@ impl Evaluator {
     ) -> Result<Ciphertext> {
         let cts: Vec<&Ciphertext> = pairs.iter().map(|(ct, _)| *ct).collect();
         let row: Vec<Option<&PlaintextNtt>> = pairs.iter().map(|(_, pt)| Some(*pt)).collect();
-        let mut out = self.multiply_plain_accumulate_many(&cts, &[row])?;
-        Ok(out.remove(0))
+        self.multiply_plain_accumulate_many(&cts, &[row])?
+            .pop()
+            .ok_or_else(|| Error::InvalidValue("multiply_plain_accumulate of no terms".into()))
     }
 
     /// Several sums over the same ciphertexts: output `o` is
@@ -479,24 +486,28 @@ impl Evaluator {
         let mut hi = vec![0u64; size * tile];
         let mut xs: Vec<&[u64]> = Vec::with_capacity(cts.len());
         let mut ys: Vec<&[u64]> = Vec::with_capacity(cts.len());
+        // Each row's present terms.
+        let row_terms: Vec<Vec<(&Ciphertext, &PlaintextNtt)>> = rows
+            .iter()
+            .map(|row| {
+                cts.iter()
+                    .zip(row)
+                    .filter_map(|(ct, pt)| pt.map(|pt| (*ct, pt)))
+                    .collect()
+            })
+            .collect();
         for i in 0..kl {
             let m = &self.params.moduli[i];
             for start in (0..n).step_by(tile) {
                 let range = i * n + start..i * n + start + tile;
-                for (row, polys) in rows.iter().zip(outs.iter_mut()) {
+                for (terms, polys) in row_terms.iter().zip(outs.iter_mut()) {
                     lo.fill(0);
                     hi.fill(0);
-                    let terms: Vec<(&Ciphertext, &PlaintextNtt)> = cts
-                        .iter()
-                        .zip(row)
-                        .filter_map(|(ct, pt)| pt.map(|pt| (*ct, pt)))
-                        .collect();
                     for (chunk_no, chunk) in terms.chunks(pointwise::MADD52_MAX_TERMS).enumerate() {
                         if chunk_no > 0 {
                             // Fold the split sums below p < 2^52 so the next
                             // chunk cannot overflow.
                             pointwise::fold52(m, &mut lo, &mut hi);
-                            hi.fill(0);
                         }
                         ys.clear();
                         ys.extend(chunk.iter().map(|(_, pt)| &pt.data[range.clone()]));
@@ -568,12 +579,7 @@ impl Evaluator {
         }
         // Over p_j: sum_i x_i (Q/q_i mod p_j) - v (Q mod p_j).
         // Inputs: v <= k and residues mod q_i.
-        let max_q = params.moduli[..k]
-            .iter()
-            .map(|q| q.value() - 1)
-            .max()
-            .unwrap_or(0);
-        let max_input = max_q.max(k as u64);
+        let max_input = max_residue(&params.moduli[..k]).max(k as u64);
         let inputs: Vec<&[u64]> = std::iter::once(v.as_slice())
             .chain(xs.chunks_exact(n))
             .collect();
@@ -627,17 +633,11 @@ impl Evaluator {
         // over p_j, one dot product with the last factor in the weights.
         // Inputs: residues mod q_i and p_j, and `rounded`, below
         // sum_i q_i (each x_i times a fraction below 1, plus 1).
-        let max_input = params.moduli[..k]
-            .iter()
-            .chain(aux)
-            .map(|q| q.value() - 1)
-            .max()
-            .unwrap_or(0)
-            .max(
-                params.moduli[..k]
-                    .iter()
-                    .fold(0u64, |a, q| a.saturating_add(q.value())),
-            );
+        let max_input = max_residue(params.moduli[..k].iter().chain(aux)).max(
+            params.moduli[..k]
+                .iter()
+                .fold(0u64, |a, q| a.saturating_add(q.value())),
+        );
         let mut ys = vec![0u64; m * n];
         let mut inputs: Vec<&[u64]> = std::iter::once(rounded.as_slice())
             .chain(xs.chunks_exact(n))
@@ -669,12 +669,7 @@ impl Evaluator {
         }
         // Over q_i: sum_j y_j (P/p_j mod q_i) - v (P mod q_i).
         // Inputs: v <= m and residues mod p_j.
-        let max_input = aux
-            .iter()
-            .map(|p| p.value() - 1)
-            .max()
-            .unwrap_or(0)
-            .max(m as u64);
+        let max_input = max_residue(aux).max(m as u64);
         let mut out = vec![0u64; k * n];
         let inputs: Vec<&[u64]> = std::iter::once(v.as_slice())
             .chain(ys.chunks_exact(n))
@@ -882,7 +877,6 @@ impl Evaluator {
                     for (chunk_no, chunk) in terms.chunks(pointwise::MADD52_MAX_TERMS).enumerate() {
                         if chunk_no > 0 {
                             pointwise::fold52(m, &mut lo, &mut hi);
-                            hi.fill(0);
                         }
                         xs.clear();
                         ys.clear();
@@ -1185,9 +1179,21 @@ mod tests {
         special_bits: u32,
         aux_bits: Option<u32>,
     ) -> Arc<BfvParameters> {
+        test_params(1024, 12289, q_bits, special_bits, aux_bits)
+    }
+
+    /// Test parameters (no security check), with auxiliary primes of
+    /// `aux_bits` bits or the automatic choice.
+    fn test_params(
+        degree: usize,
+        t: u64,
+        q_bits: &[u32],
+        special_bits: u32,
+        aux_bits: Option<u32>,
+    ) -> Arc<BfvParameters> {
         let b = BfvParametersBuilder::new()
-            .degree(1024)
-            .plaintext_modulus(12289)
+            .degree(degree)
+            .plaintext_modulus(t)
             .moduli_bits(q_bits)
             .special_modulus_bits(special_bits)
             .insecure_skip_security_check_for_tests();
@@ -1208,20 +1214,7 @@ mod tests {
     #[test]
     fn products_do_not_depend_on_the_multiplication_basis() {
         const T: u64 = 1_032_193;
-        let build = |aux: Option<u32>| {
-            let b = BfvParametersBuilder::new()
-                .degree(4096)
-                .plaintext_modulus(T)
-                .moduli_bits(&[50, 50, 50])
-                .special_modulus_bits(50)
-                .insecure_skip_security_check_for_tests();
-            match aux {
-                Some(bits) => b.aux_prime_bits(bits),
-                None => b,
-            }
-            .build()
-            .unwrap()
-        };
+        let build = |aux: Option<u32>| test_params(4096, T, &[50, 50, 50], 50, aux);
         let (auto, wide) = (build(None), build(Some(60)));
         let aux_bits = |p: &BfvParameters| {
             p.moduli[p.aux_index()..]

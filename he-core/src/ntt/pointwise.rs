@@ -80,6 +80,19 @@ pub(crate) mod scalar {
         }
     }
 
+    /// `dst = sum_k xs[k] * ws[k] mod p` in `u128` sums (the IFMA dot
+    /// kernel's tail), for sums below 2^128.
+    pub(crate) fn dot_u128(p: u64, dst: &mut [u64], xs: &[&[u64]], ws: &[u64]) {
+        for (i, d) in dst.iter_mut().enumerate() {
+            let s: u128 = xs
+                .iter()
+                .zip(ws)
+                .map(|(x, &w)| x[i] as u128 * w as u128)
+                .sum();
+            *d = (s % p as u128) as u64;
+        }
+    }
+
     /// `lo += x * y mod 2^52`, `hi += floor(x * y / 2^52)` slot-wise.
     #[inline]
     pub(crate) fn madd52(lo: &mut [u64], hi: &mut [u64], x: &[u64], y: &[u64]) {
@@ -157,19 +170,25 @@ pub(crate) fn reduce_below_2p(m: &Modulus, a: &mut [u64]) {
     run!(reduce_below_2p(m.value(), a))
 }
 
-/// Folds split sums ([`madd52`]) to residues: `lo = (hi * 2^52 + lo) mod p`
-/// slot-wise (any `lo, hi < 2^64`); `hi` is left scratch.
-pub(crate) fn fold52(m: &Modulus, lo: &mut [u64], hi: &mut [u64]) {
+/// `hi = (hi * 2^52 + lo) mod p` slot-wise, for any `lo, hi < 2^64`: split
+/// sums ([`madd52`]) as residues.
+fn fold52_into_hi(m: &Modulus, lo: &[u64], hi: &mut [u64]) {
     mul_scalar_assign(m, hi, m.reduce_u128(1 << 52));
     mul_scalar_add_assign(m, hi, lo, 1);
+}
+
+/// Folds split sums ([`madd52`]) to residues so that more terms can be
+/// added: `lo = (hi * 2^52 + lo) mod p`, `hi = 0` (any `lo, hi < 2^64`).
+pub(crate) fn fold52(m: &Modulus, lo: &mut [u64], hi: &mut [u64]) {
+    fold52_into_hi(m, lo, hi);
     lo.copy_from_slice(hi);
+    hi.fill(0);
 }
 
 /// `dst = dst + (hi * 2^52 + lo) mod p` slot-wise for split sums
 /// ([`madd52`]; any `lo, hi < 2^64`, `dst < p`); `hi` is left scratch.
 pub(crate) fn fold52_add(m: &Modulus, dst: &mut [u64], lo: &[u64], hi: &mut [u64]) {
-    mul_scalar_assign(m, hi, m.reduce_u128(1 << 52));
-    mul_scalar_add_assign(m, hi, lo, 1);
+    fold52_into_hi(m, lo, hi);
     add_assign(m, dst, hi);
 }
 
@@ -196,14 +215,15 @@ pub(crate) fn dot(m: &Modulus, dst: &mut [u64], xs: &[&[u64]], ws: &[u64], max_i
         // A product is below max_input * (p - 1) < 2^102.
         let per_term = (max_input as u128 * (m.value() - 1) as u128).max(1);
         let terms = ((1u128 << 104) / per_term).min(DOT52_MAX_TERMS as u128) as usize;
-        let mut chunks = xs.chunks(terms).zip(ws.chunks(terms));
-        let (x0, w0) = chunks.next().expect("at least one input");
-        simd::dot52(m.value(), dst, x0, w0, max_input);
         let mut part = Vec::new();
-        for (x, w) in chunks {
-            part.resize(dst.len(), 0);
-            simd::dot52(m.value(), &mut part, x, w, max_input);
-            add_assign(m, dst, &part);
+        for (pass, (x, w)) in xs.chunks(terms).zip(ws.chunks(terms)).enumerate() {
+            if pass == 0 {
+                simd::dot52(m.value(), dst, x, w, max_input);
+            } else {
+                part.resize(dst.len(), 0);
+                simd::dot52(m.value(), &mut part, x, w, max_input);
+                add_assign(m, dst, &part);
+            }
         }
         return;
     }
@@ -211,19 +231,6 @@ pub(crate) fn dot(m: &Modulus, dst: &mut [u64], xs: &[&[u64]], ws: &[u64], max_i
     mul_scalar_assign(m, dst, ws[0]);
     for (x, &w) in xs.iter().zip(ws).skip(1) {
         mul_scalar_add_assign(m, dst, x, w);
-    }
-}
-
-/// [`dot`] in scalar `u128` sums (the IFMA kernel's tail), for sums below
-/// 2^128.
-pub(crate) fn dot_u128(p: u64, dst: &mut [u64], xs: &[&[u64]], ws: &[u64]) {
-    for (i, d) in dst.iter_mut().enumerate() {
-        let s: u128 = xs
-            .iter()
-            .zip(ws)
-            .map(|(x, &w)| x[i] as u128 * w as u128)
-            .sum();
-        *d = (s % p as u128) as u64;
     }
 }
 
@@ -525,6 +532,7 @@ mod tests {
                 let expect: Vec<u64> = (0..len).map(want).collect();
                 fold52(&m, &mut lo, &mut hi);
                 assert_eq!(lo, expect, "fold52 p={p}");
+                assert!(hi.iter().all(|&h| h == 0), "fold52 clears hi, p={p}");
             }
         }
     }

@@ -217,7 +217,7 @@ mod ifma_dot {
         }
         let done = blocks * L * R;
         let tails: Vec<&[u64]> = xs.iter().map(|x| &x[done..]).collect();
-        crate::ntt::pointwise::dot_u128(p, &mut dst[done..], &tails, ws);
+        crate::ntt::pointwise::scalar::dot_u128(p, &mut dst[done..], &tails, ws);
     }
 }
 
