@@ -868,14 +868,13 @@ fn compute_powers(
     // dropped after the last depth that uses it.
     let mut last_use = vec![0u32; max + 1];
     let mut is_parent = vec![false; max + 1];
-    for (a, b) in dag.nodes().iter().filter_map(|n| n.parents) {
-        is_parent[a as usize] = true;
-        is_parent[b as usize] = true;
-    }
     for n in dag.nodes() {
-        if let Some((a, b)) = n.parents.filter(|(a, b)| a != b) {
-            last_use[a as usize] = last_use[a as usize].max(n.depth);
-            last_use[b as usize] = last_use[b as usize].max(n.depth);
+        let Some((a, b)) = n.parents else { continue };
+        for x in [a as usize, b as usize] {
+            is_parent[x] = true;
+            if a != b {
+                last_use[x] = last_use[x].max(n.depth);
+            }
         }
     }
     let mut lifted: Vec<Option<LiftedCiphertext>> = vec![None; max + 1];
