@@ -481,9 +481,7 @@ impl Evaluator {
         const TILE: usize = 256;
         let n = self.params.degree();
         let tile = TILE.min(n);
-        let size = cts[0].polys.len();
-        let mut lo = vec![0u64; size * tile];
-        let mut hi = vec![0u64; size * tile];
+        let (mut lo, mut hi) = (vec![0u64; tile], vec![0u64; tile]);
         let mut xs: Vec<&[u64]> = Vec::with_capacity(cts.len());
         let mut ys: Vec<&[u64]> = Vec::with_capacity(cts.len());
         // Each row's present terms.
@@ -501,30 +499,16 @@ impl Evaluator {
             for start in (0..n).step_by(tile) {
                 let range = i * n + start..i * n + start + tile;
                 for (terms, polys) in row_terms.iter().zip(outs.iter_mut()) {
-                    lo.fill(0);
-                    hi.fill(0);
-                    for (chunk_no, chunk) in terms.chunks(pointwise::MADD52_MAX_TERMS).enumerate() {
-                        if chunk_no > 0 {
-                            // Fold the split sums below p < 2^52 so the next
-                            // chunk cannot overflow.
-                            pointwise::fold52(m, &mut lo, &mut hi);
-                        }
-                        ys.clear();
-                        ys.extend(chunk.iter().map(|(_, pt)| &pt.data[range.clone()]));
-                        for (j, (l, h)) in lo
-                            .chunks_exact_mut(tile)
-                            .zip(hi.chunks_exact_mut(tile))
-                            .enumerate()
-                        {
-                            xs.clear();
-                            xs.extend(chunk.iter().map(|(ct, _)| &ct.polys[j][range.clone()]));
-                            pointwise::madd52(l, h, &xs, &ys);
-                        }
-                    }
+                    ys.clear();
+                    ys.extend(terms.iter().map(|(_, pt)| &pt.data[range.clone()]));
                     for (j, out) in polys.iter_mut().enumerate() {
-                        let (l, h) = (&lo[j * tile..][..tile], &mut hi[j * tile..][..tile]);
+                        lo.fill(0);
+                        hi.fill(0);
+                        xs.clear();
+                        xs.extend(terms.iter().map(|(ct, _)| &ct.polys[j][range.clone()]));
+                        pointwise::madd52_mod(m, &mut lo, &mut hi, &xs, &ys);
                         // `out` is still zero here.
-                        pointwise::fold52_add(m, &mut out[range.clone()], l, h);
+                        pointwise::fold52_add(m, &mut out[range.clone()], &lo, &mut hi);
                     }
                 }
             }
@@ -874,18 +858,13 @@ impl Evaluator {
                 for (dst, terms) in out.iter_mut().zip(&terms) {
                     lo.fill(0);
                     hi.fill(0);
-                    for (chunk_no, chunk) in terms.chunks(pointwise::MADD52_MAX_TERMS).enumerate() {
-                        if chunk_no > 0 {
-                            pointwise::fold52(m, &mut lo, &mut hi);
-                        }
-                        xs.clear();
-                        ys.clear();
-                        for &(pi, i, j) in chunk {
-                            xs.push(&pairs[pi].0[i][r.clone()]);
-                            ys.push(&pairs[pi].1[j][r.clone()]);
-                        }
-                        pointwise::madd52(&mut lo, &mut hi, &xs, &ys);
+                    xs.clear();
+                    ys.clear();
+                    for &(pi, i, j) in terms {
+                        xs.push(&pairs[pi].0[i][r.clone()]);
+                        ys.push(&pairs[pi].1[j][r.clone()]);
                     }
+                    pointwise::madd52_mod(m, &mut lo, &mut hi, &xs, &ys);
                     pointwise::fold52_add(m, &mut dst[r.clone()], &lo, &mut hi);
                 }
             }

@@ -275,6 +275,26 @@ pub(crate) fn madd52(lo: &mut [u64], hi: &mut [u64], xs: &[&[u64]], ys: &[&[u64]
     }
 }
 
+/// [`madd52`] for any number of terms: chunks of [`MADD52_MAX_TERMS`],
+/// folded to residues mod `p` between chunks ([`fold52`]) so nothing
+/// overflows. `lo` and `hi` start below 2^52 (zero, say); the result is
+/// still split (finish with [`fold52_add`]).
+pub(crate) fn madd52_mod(
+    m: &Modulus,
+    lo: &mut [u64],
+    hi: &mut [u64],
+    xs: &[&[u64]],
+    ys: &[&[u64]],
+) {
+    let chunks = xs.chunks(MADD52_MAX_TERMS).zip(ys.chunks(MADD52_MAX_TERMS));
+    for (k, (x, y)) in chunks.enumerate() {
+        if k > 0 {
+            fold52(m, lo, hi);
+        }
+        madd52(lo, hi, x, y);
+    }
+}
+
 /// Shoup constants of a vector of multiplicands below `p`.
 pub(crate) fn shoup_vec(m: &Modulus, w: &[u64]) -> Vec<u64> {
     w.iter().map(|&x| m.shoup(x)).collect()
@@ -501,6 +521,43 @@ mod tests {
                         dot(&m, &mut dst, &refs, &ws, max_input);
                         assert_eq!(dst, exact, "p={p} max={max_input} terms={terms} len={len}");
                     }
+                }
+            }
+        }
+    }
+
+    /// `madd52_mod` over more terms than one `madd52` call takes, at the
+    /// largest operands, gives the sums mod `p` once folded.
+    #[test]
+    fn madd52_mod_folds_between_chunks() {
+        let top = (1u64 << 52) - 1;
+        for p in [1_032_193u64, 1_099_510_054_913] {
+            let m = Modulus::new(p).unwrap();
+            for terms in [
+                1,
+                MADD52_MAX_TERMS,
+                MADD52_MAX_TERMS + 1,
+                2 * MADD52_MAX_TERMS + 3,
+            ] {
+                let len = 9;
+                let ops: Vec<Vec<u64>> = (0..2 * terms)
+                    .map(|k| {
+                        let mut v = inputs(top, p ^ k as u64, len);
+                        v[0] = top;
+                        v
+                    })
+                    .collect();
+                let xs: Vec<&[u64]> = ops[..terms].iter().map(Vec::as_slice).collect();
+                let ys: Vec<&[u64]> = ops[terms..].iter().map(Vec::as_slice).collect();
+                let (mut lo, mut hi) = (vec![0u64; len], vec![0u64; len]);
+                madd52_mod(&m, &mut lo, &mut hi, &xs, &ys);
+                let mut got = vec![0u64; len];
+                fold52_add(&m, &mut got, &lo, &mut hi);
+                for i in 0..len {
+                    let want = xs.iter().zip(&ys).fold(0u128, |s, (x, y)| {
+                        (s + x[i] as u128 * y[i] as u128) % p as u128
+                    });
+                    assert_eq!(got[i] as u128, want, "p={p} terms={terms} slot {i}");
                 }
             }
         }
