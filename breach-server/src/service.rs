@@ -205,6 +205,9 @@ impl BreachService {
                         psi_params: params.to_wire(),
                         item_count: c.db.stats().items,
                         he_params_fingerprint: params.fingerprint().to_vec(),
+                        max_query_items: crate::psi_db::RECEIVER_ITEMS,
+                        tier: "full".into(),
+                        generation: c.generation,
                     }
                 })
                 .collect(),

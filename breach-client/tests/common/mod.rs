@@ -246,6 +246,7 @@ impl BreachCheck for Service {
                     },
                     item_count: db.stats().items,
                     he_params_fingerprint: params.fingerprint().to_vec(),
+                    ..CollectionParameters::default()
                 }
             })
             .collect();
