@@ -199,7 +199,7 @@ impl Bench<'_> {
         )?;
         let after_load = procs::memory(server.pid())?;
         eprintln!(
-            "listening on {} after {:.1}s, peak RSS so far {:.0} MiB",
+            "ready on {} after {:.1}s, peak RSS so far {:.0} MiB",
             server.addr(),
             server.startup.as_secs_f64(),
             after_load.peak_rss as f64 / MIB
@@ -617,7 +617,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 struct Startup {
-    /// Spawn to `listening on` (loading both PSI databases).
+    /// Spawn to `ready on` (bound, both PSI databases loaded).
     secs: f64,
     peak_rss_after_load: u64,
 }

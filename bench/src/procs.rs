@@ -88,7 +88,7 @@ pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
-    /// Time from spawning to the `listening on` line (loading the PSI
+    /// Time from spawning to the `ready on` line (loading the PSI
     /// databases).
     pub startup: Duration,
 }
@@ -96,7 +96,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `serve --store STORE --listen 127.0.0.1:0`, logging to `log`
     /// (service debug logs on, for per-request durations), and waits at
-    /// most `timeout` for `listening on ADDR`.
+    /// most `timeout` for `ready on ADDR`.
     pub fn start(
         bins: &Binaries,
         store: &Path,
@@ -130,7 +130,7 @@ impl ServerProcess {
             let addr = loop {
                 match lines.next() {
                     Some(Ok(line)) => {
-                        if let Some(addr) = line.strip_prefix("listening on ") {
+                        if let Some(addr) = line.strip_prefix("ready on ") {
                             break Some(addr.trim().to_owned());
                         }
                     }
@@ -144,10 +144,10 @@ impl ServerProcess {
         let addr = match rx.recv_timeout(timeout) {
             Ok(Some(addr)) => addr,
             Ok(None) => bail!(
-                "breach-server exited before listening; its log:\n{}",
+                "breach-server exited before it was ready; its log:\n{}",
                 tail(&server.log, 20)
             ),
-            Err(_) => bail!("breach-server was not listening after {timeout:?}"),
+            Err(_) => bail!("breach-server was not ready after {timeout:?}"),
         };
         server.startup = started.elapsed();
         server.addr = addr

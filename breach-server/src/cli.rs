@@ -4,6 +4,8 @@
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::HumanBytes;
@@ -11,6 +13,7 @@ use indicatif::HumanBytes;
 use crate::demo;
 use crate::error::{Error, Result};
 use crate::import::{self, Format, ImportOptions, ImportReport, Outcome};
+use crate::live::{self, Catalog, ReloadConfig, Reloader};
 use crate::psi_db::{self, BuildAction, BuildOptions, BuildReport};
 use crate::server::{self, ServeConfig};
 use crate::service::Limits;
@@ -54,7 +57,10 @@ Examples:
   breach-server serve --store ./store --max-concurrent-queries 2 --oprf-rate 20
 
 On start it prints `listening on ADDR` (the real port when --listen asks for
-port 0) on stdout. Ctrl-C or SIGTERM stops it after running requests finish.
+port 0) on stdout, then `ready on ADDR` once every database is loaded.
+After `import` + `build` on the same store, the new databases are swapped in
+without a restart (`kill -HUP PID` makes it look at once). Ctrl-C or SIGTERM
+stops it after running requests finish.
 Health: grpc.health.v1.Health reports SERVING for breach.v1.BreachCheck.";
 
 /// Command-line arguments of `breach-server`.
@@ -127,8 +133,17 @@ pub enum Command {
     #[command(
         long_about = "Serve the breach check over gRPC (breach.v1.BreachCheck and \
             grpc.health.v1.Health).\n\n\
-            Loads the PSI databases of --store, building or refreshing them first if \
-            they are missing or stale. Without --store it serves the breach corpus \
+            Binds first (printing `listening on ADDR`), then loads the saved PSI \
+            databases of --store without recomputing anything; a database that is \
+            missing or older than the store is built (as `build` would) and swapped \
+            in when done. Once every collection is served it prints `ready on ADDR`; \
+            until then gRPC health says NOT_SERVING and requests get UNAVAILABLE.\n\n\
+            Live updates: while it serves, `import` + `build` on the same store write \
+            a new database next to the one in use; the server notices it (file watch, \
+            a poll every --reload-poll seconds, or SIGHUP), loads it beside the old \
+            one and swaps without dropping a request: queries already running finish \
+            on the old database. Memory holds both during the swap.\n\n\
+            Without --store it serves the breach corpus \
             bundled in the binary, imported on first run into DATA_DIR/demo \
             (DATA_DIR: --data-dir, else $XDG_DATA_HOME/breach-check, else \
             ~/.local/share/breach-check).\n\n\
@@ -187,6 +202,25 @@ pub struct ServeArgs {
     /// OPRF elements a connection may use at once (at least --max-items-per-query).
     #[arg(long, value_name = "N", default_value_t = Limits::default().oprf_burst)]
     pub oprf_burst: u32,
+    /// Seconds between looks at the database files when no file event
+    /// arrives (a file watch notices new databases at once where the file
+    /// system supports it; SIGHUP forces a look).
+    #[arg(long, value_name = "SECONDS", default_value_t = live::DEFAULT_POLL_INTERVAL.as_secs_f64(),
+          value_parser = parse_poll)]
+    pub reload_poll: f64,
+    /// Do not watch the database folder for changes (for file systems
+    /// whose events are unreliable); new databases are then noticed by the
+    /// poll and SIGHUP only.
+    #[arg(long)]
+    pub no_file_watch: bool,
+}
+
+fn parse_poll(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.05..=86_400.0).contains(&v) => Ok(v),
+        Ok(_) => Err("must be between 0.05 and 86400 seconds".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 impl ServeArgs {
@@ -305,42 +339,123 @@ fn write_build_report(r: &BuildReport, out: &mut impl Write) -> io::Result<()> {
 
 fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
     let config = args.config()?;
-    let store_dir = match &args.store {
-        Some(dir) => dir.clone(),
-        None => {
-            let data_dir = match &args.data_dir {
-                Some(d) => d.clone(),
-                None => demo::default_data_dir()?,
-            };
-            tracing::info!(data_dir = %data_dir.display(), "no --store: serving the bundled demo corpus");
-            demo::ensure_demo_store(&data_dir)?
-        }
-    };
-    let options = BuildOptions {
-        progress: true,
-        force: false,
-    };
-    let mut dbs = Vec::new();
-    for (db, report) in server::build_all(&store_dir, &options)? {
-        tracing::info!(
-            collection = %report.collection,
-            items = report.stats.items,
-            generation = report.generation,
-            action = ?report.action,
-            "PSI database loaded"
-        );
-        dbs.push(db);
+    // A mistyped --store fails before anything else happens.
+    if let Some(dir) = &args.store
+        && !dir.join(DB_FILE_NAME).is_file()
+    {
+        return Err(Error::NoStore { path: dir.clone() });
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Transport(format!("starting the async runtime: {e}")))?;
     runtime.block_on(async {
-        let handle = server::serve(dbs, &config).await?;
-        writeln!(out, "listening on {}", handle.local_addr()).map_err(stdout_err)?;
+        // Bind first: "address in use" shows at once, and health says
+        // NOT_SERVING while the databases load.
+        let catalog = Arc::new(Catalog::new(&Collection::ALL));
+        let handle = server::serve_catalog(catalog.clone(), &config).await?;
+        let addr = handle.local_addr();
+        writeln!(out, "listening on {addr}").map_err(stdout_err)?;
         out.flush().map_err(stdout_err)?;
-        handle.run_until(server::shutdown_signal()).await
+
+        let (store, data_dir) = (args.store.clone(), args.data_dir.clone());
+        let store_dir = blocking(move || match store {
+            Some(dir) => Ok(dir),
+            None => {
+                let data_dir = match data_dir {
+                    Some(d) => d,
+                    None => demo::default_data_dir()?,
+                };
+                tracing::info!(data_dir = %data_dir.display(), "no --store: serving the bundled demo corpus");
+                demo::ensure_demo_store(&data_dir)
+            }
+        })
+        .await?;
+        let reloader = Reloader::spawn(
+            catalog.clone(),
+            ReloadConfig {
+                store_dir: store_dir.clone(),
+                poll_interval: Duration::from_secs_f64(args.reload_poll),
+                watch: !args.no_file_watch,
+            },
+            Arc::new(|_swap: &live::Swap| {}),
+        );
+        // What is on disk serves at once; what is missing or older than the
+        // store is built next and swapped in when done.
+        reloader.check_now().await?;
+        let built = blocking(move || build_outdated(&store_dir)).await;
+        match built {
+            Ok(0) => {}
+            Ok(_) => reloader.check_now().await?,
+            Err(e) if catalog.is_ready() => {
+                tracing::error!(error = %e, "building the outdated databases failed; serving the saved ones");
+            }
+            Err(e) => return Err(e),
+        }
+        if !catalog.is_ready() {
+            let missing: Vec<String> = Collection::ALL
+                .iter()
+                .filter(|&&c| catalog.get(c).is_err())
+                .map(|c| c.to_string())
+                .collect();
+            return Err(Error::Config(format!(
+                "no usable PSI database for {} (see the log; `breach-server build --store DIR` rebuilds)",
+                missing.join(", ")
+            )));
+        }
+        let generations: Vec<String> = catalog
+            .loaded()
+            .iter()
+            .map(|db| format!("{} generation {}", db.collection, db.generation))
+            .collect();
+        tracing::info!(databases = %generations.join(", "), "ready");
+        writeln!(out, "ready on {addr}").map_err(stdout_err)?;
+        out.flush().map_err(stdout_err)?;
+        let hup = tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot install the SIGHUP handler; file watch and polling still run");
+                // Keep the reloader (owned here) running.
+                return std::future::pending::<()>().await;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: looking for new databases");
+                reloader.trigger();
+            }
+        });
+        let result = handle.run_until(server::shutdown_signal()).await;
+        hup.abort();
+        result
     })
+}
+
+/// Builds every collection whose saved database is missing or older than
+/// the store (what `build` would do); returns how many it built.
+fn build_outdated(store_dir: &std::path::Path) -> Result<usize> {
+    let store = Store::open(store_dir)?;
+    let mut built = 0;
+    for &c in &Collection::ALL {
+        if !psi_db::is_stale(&store, c)? {
+            continue;
+        }
+        tracing::info!(collection = %c, "PSI database missing or older than the store: building it");
+        let options = BuildOptions {
+            progress: false,
+            force: false,
+        };
+        let (_, report) = psi_db::refresh(&store, c, &options)?;
+        tracing::info!(collection = %c, action = ?report.action, generation = report.generation, "PSI database built");
+        built += 1;
+    }
+    Ok(built)
+}
+
+/// Runs blocking work (SQLite, file I/O, database builds) off the async
+/// runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Transport(format!("worker task failed: {e}")))?
 }
 
 fn stdout_err(e: io::Error) -> Error {

@@ -158,6 +158,20 @@ pub enum Error {
         retry_after_ms: u64,
     },
 
+    /// The server is not configured to serve this collection.
+    #[error("collection {collection} is not served here")]
+    NotServed {
+        /// The collection asked for.
+        collection: crate::store::Collection,
+    },
+
+    /// The collection is served, but its database is still loading.
+    #[error("collection {collection} is loading; retry shortly")]
+    Loading {
+        /// The collection asked for.
+        collection: crate::store::Collection,
+    },
+
     /// Invalid server configuration (limits, addresses, data directory).
     #[error("configuration: {0}")]
     Config(String),
@@ -178,6 +192,7 @@ impl From<Error> for tonic::Status {
     ///   items);
     /// - `FAILED_PRECONDITION`: a well-formed query for other PSI
     ///   parameters (the client should call `GetParameters` again);
+    /// - `UNAVAILABLE`: the collection's database is still loading;
     /// - `RESOURCE_EXHAUSTED`: too many concurrent queries, OPRF rate limit
     ///   (message-size limits are remapped to it in
     ///   [`server`](crate::server));
@@ -191,6 +206,8 @@ impl From<Error> for tonic::Status {
                 Status::invalid_argument("collection must be CREDENTIALS or PASSWORDS")
             }
             Error::InvalidRequest(m) => Status::invalid_argument(m.clone()),
+            Error::NotServed { .. } => Status::invalid_argument(e.to_string()),
+            Error::Loading { .. } => Status::unavailable(e.to_string()),
             Error::Busy { .. } | Error::RateLimited { .. } => {
                 Status::resource_exhausted(e.to_string())
             }

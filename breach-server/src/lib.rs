@@ -8,6 +8,8 @@
 //!   (`username:password`), Pwned Passwords (`SHA1:COUNT`) and CSV dumps.
 //! - [`psi_db`]: the PSI sender database of each collection, built from
 //!   the store, saved next to it and refreshed incrementally; OPRF keys.
+//! - [`live`]: the databases in service, swapped without downtime when
+//!   `build` writes a new generation.
 //! - [`service`]: the `breach.v1.BreachCheck` gRPC service and its limits.
 //! - [`server`]: binding, serving (with gRPC health), graceful shutdown;
 //!   [`server::serve`] returns a [`server::ServerHandle`] for tests and
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod import;
+pub mod live;
 pub mod psi_db;
 pub mod server;
 pub mod service;

@@ -63,6 +63,8 @@ use crate::store::{Collection, ITEM_LEN, Store};
 
 /// Folder of the PSI files inside the store directory.
 pub const PSI_DIR_NAME: &str = "psi";
+/// Extension of a saved database file (`<collection>.senderdb`).
+pub const DB_FILE_EXTENSION: &str = "senderdb";
 /// Magic bytes at the start of a `.senderdb` file.
 const FILE_MAGIC: &[u8; 8] = b"BRCHPSI\0";
 /// Version of the `.senderdb` layout.
@@ -105,7 +107,7 @@ pub fn key_path(store_dir: &Path, collection: Collection) -> PathBuf {
 
 /// Path of the saved sender database of `collection`.
 pub fn db_path(store_dir: &Path, collection: Collection) -> PathBuf {
-    psi_dir(store_dir).join(format!("{}.senderdb", collection.name()))
+    psi_dir(store_dir).join(format!("{}.{DB_FILE_EXTENSION}", collection.name()))
 }
 
 fn ensure_psi_dir(store_dir: &Path) -> Result<PathBuf> {
@@ -213,6 +215,25 @@ pub fn inspect(store_dir: &Path, collection: Collection) -> Result<Option<SavedD
         info,
         stats: saved.db.stats(),
     }))
+}
+
+/// Loads the saved database of `collection` exactly as it is on disk: no
+/// store access, nothing built or refreshed (what a serving process does
+/// when a new generation appears). `None` when there is no saved database.
+pub fn load(store_dir: &Path, collection: Collection) -> Result<Option<CollectionDb>> {
+    let path = db_path(store_dir, collection);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let kp = key_path(store_dir, collection);
+    let key = read_key(&kp)?.ok_or(Error::BadKeyFile { path: kp })?;
+    Ok(
+        read_saved(&path, &key, false, collection)?.map(|s| CollectionDb {
+            collection,
+            db: s.db,
+            generation: s.generation,
+        }),
+    )
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

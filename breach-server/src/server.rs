@@ -17,6 +17,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use breach_proto::v1::breach_check_server::BreachCheckServer;
 use tokio::sync::oneshot;
@@ -27,6 +28,7 @@ use tonic_health::server::HealthReporter;
 use tower::util::MapResponseLayer;
 
 use crate::error::{Error, Result};
+use crate::live::Catalog;
 use crate::psi_db::{self, BuildOptions, BuildReport, CollectionDb};
 use crate::service::{BreachService, Limits};
 use crate::store::{Collection, DB_FILE_NAME, Store};
@@ -85,6 +87,7 @@ pub fn build_all(
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    catalog: Arc<Catalog>,
     health: HealthReporter,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
@@ -95,6 +98,12 @@ impl ServerHandle {
     /// configuration asked for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The databases in service (swap new ones in with
+    /// [`Catalog::install`] or a [`crate::live::Reloader`]).
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     /// Stops accepting requests, lets running ones finish, and waits for
@@ -167,7 +176,15 @@ fn remap_status<B>(mut response: http::Response<B>) -> http::Response<B> {
 /// Binds `config.listen` and serves `dbs` until [`ServerHandle::shutdown`].
 /// Must run inside a tokio runtime.
 pub async fn serve(dbs: Vec<CollectionDb>, config: &ServeConfig) -> Result<ServerHandle> {
-    let service = BreachService::new(dbs, config.limits)?;
+    serve_catalog(Arc::new(Catalog::with_databases(dbs)?), config).await
+}
+
+/// Binds `config.listen` and serves whatever `catalog` holds, at once: a
+/// collection without a database yet gets `UNAVAILABLE`, and the health
+/// service says `NOT_SERVING` until every collection has one. Databases
+/// can be swapped in at any time ([`crate::live`]).
+pub async fn serve_catalog(catalog: Arc<Catalog>, config: &ServeConfig) -> Result<ServerHandle> {
+    let service = BreachService::with_catalog(catalog.clone(), config.limits)?;
     let incoming = TcpIncoming::bind(config.listen)
         .map_err(|e| Error::Transport(format!("binding {}: {e}", config.listen)))?
         .with_nodelay(Some(true));
@@ -175,9 +192,22 @@ pub async fn serve(dbs: Vec<CollectionDb>, config: &ServeConfig) -> Result<Serve
         .local_addr()
         .map_err(|e| Error::Transport(format!("local address: {e}")))?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<BreachCheckServer<BreachService>>()
-        .await;
+    if catalog.is_ready() {
+        health
+            .set_serving::<BreachCheckServer<BreachService>>()
+            .await;
+    } else {
+        health
+            .set_not_serving::<BreachCheckServer<BreachService>>()
+            .await;
+        let (health, catalog) = (health.clone(), catalog.clone());
+        tokio::spawn(async move {
+            catalog.wait_ready().await;
+            health
+                .set_serving::<BreachCheckServer<BreachService>>()
+                .await;
+        });
+    }
     let max = config.limits.max_message_bytes;
     let breach = BreachCheckServer::new(service)
         .max_decoding_message_size(max)
@@ -202,6 +232,7 @@ pub async fn serve(dbs: Vec<CollectionDb>, config: &ServeConfig) -> Result<Serve
     tracing::info!(%local_addr, "serving breach.v1.BreachCheck and grpc.health.v1.Health");
     Ok(ServerHandle {
         local_addr,
+        catalog,
         health,
         stop: Some(stop),
         task,

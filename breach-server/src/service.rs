@@ -24,6 +24,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::error::{Error, Result};
+use crate::live::Catalog;
 use crate::psi_db::CollectionDb;
 use crate::store::Collection;
 
@@ -143,10 +144,11 @@ impl RateLimiter {
     }
 }
 
-/// The `BreachCheck` service: the loaded databases and the limits.
+/// The `BreachCheck` service: the databases in service (swappable, see
+/// [`crate::live`]) and the limits.
 #[derive(Debug)]
 pub struct BreachService {
-    collections: HashMap<Collection, Arc<CollectionDb>>,
+    catalog: Arc<Catalog>,
     limits: Limits,
     queries: Arc<Semaphore>,
     oprf_rate: RateLimiter,
@@ -156,16 +158,15 @@ impl BreachService {
     /// A service answering from `dbs` (at most one per collection; a
     /// collection without a database is answered with `INVALID_ARGUMENT`).
     pub fn new(dbs: Vec<CollectionDb>, limits: Limits) -> Result<Self> {
+        Self::with_catalog(Arc::new(Catalog::with_databases(dbs)?), limits)
+    }
+
+    /// A service answering from whatever `catalog` holds at each request
+    /// (collections still loading get `UNAVAILABLE`).
+    pub fn with_catalog(catalog: Arc<Catalog>, limits: Limits) -> Result<Self> {
         limits.validate()?;
-        let mut collections = HashMap::new();
-        for db in dbs {
-            let c = db.collection;
-            if collections.insert(c, Arc::new(db)).is_some() {
-                return Err(Error::Config(format!("two databases for collection {c}")));
-            }
-        }
         Ok(Self {
-            collections,
+            catalog,
             queries: Arc::new(Semaphore::new(limits.max_concurrent_queries)),
             oprf_rate: RateLimiter::new(limits.oprf_elements_per_sec, limits.oprf_burst),
             limits,
@@ -177,18 +178,16 @@ impl BreachService {
         &self.limits
     }
 
-    fn collection(&self, value: i32) -> Result<&Arc<CollectionDb>> {
+    /// The database in service for a request's collection, held by the
+    /// request until it ends.
+    fn collection(&self, value: i32) -> Result<Arc<CollectionDb>> {
         let c = pb::Collection::try_from(value).map_err(|_| Error::UnknownCollection)?;
-        let c = Collection::try_from(c)?;
-        self.collections
-            .get(&c)
-            .ok_or_else(|| Error::InvalidRequest(format!("collection {c} is not served here")))
+        self.catalog.get(Collection::try_from(c)?)
     }
 
     /// `GetParameters`: limits and each collection's public parameters.
     pub fn parameters(&self) -> pb::GetParametersResponse {
-        let mut collections: Vec<_> = self.collections.values().collect();
-        collections.sort_by_key(|c| c.collection);
+        let collections = self.catalog.loaded();
         pb::GetParametersResponse {
             server_version: format!("breach-server {}", env!("CARGO_PKG_VERSION")),
             limits: Some(pb::Limits {
@@ -220,7 +219,7 @@ impl BreachService {
         req: pb::OprfRequest,
         peer: Option<SocketAddr>,
     ) -> Result<(Arc<CollectionDb>, psi_core::OprfRequest)> {
-        let db = self.collection(req.collection)?.clone();
+        let db = self.collection(req.collection)?;
         let n = req.blinded_elements.len();
         if n > self.limits.max_items_per_query {
             return Err(Error::InvalidRequest(format!(
@@ -301,7 +300,7 @@ impl pb::breach_check_server::BreachCheck for BreachService {
         let peer = request.remote_addr();
         let req = request.into_inner();
         let result = async {
-            let db = self.collection(req.collection)?.clone();
+            let db = self.collection(req.collection)?;
             let permit = self
                 .queries
                 .clone()

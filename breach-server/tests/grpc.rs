@@ -71,12 +71,12 @@ impl ServerProcess {
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
-                    if let Some(a) = line.strip_prefix("listening on ") {
+                    if let Some(a) = line.strip_prefix("ready on ") {
                         break a.trim().to_string();
                     }
                 }
                 _ => panic!(
-                    "server exited before listening: {}",
+                    "server exited before it was ready: {}",
                     fs::read_to_string(&stderr).unwrap_or_default()
                 ),
             }

@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Deadline for a server to print `listening on ADDR` (it loads and
-/// re-evaluates the PSI databases first; generous for a loaded machine).
+/// Deadline for a server to print `ready on ADDR` (it binds, then loads the
+/// PSI databases, building missing ones; generous for a loaded machine).
 pub const SERVER_START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Deadline for one `import`, `build` or client run.
@@ -288,7 +288,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `breach-server serve --store STORE --listen 127.0.0.1:0 EXTRA`
     /// with stderr in `log`, and waits (up to [`SERVER_START_TIMEOUT`]) for
-    /// the `listening on ADDR` line.
+    /// the `ready on ADDR` line.
     pub fn serve(store: &Path, extra: &[&str], log: PathBuf) -> ServerProcess {
         let log_file = fs::File::create(&log).expect("create the server log");
         let mut cmd = server_command();
@@ -313,7 +313,7 @@ impl ServerProcess {
             let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if !sent && let Some(addr) = line.strip_prefix("listening on ") {
+                if !sent && let Some(addr) = line.strip_prefix("ready on ") {
                     let _ = tx.send(addr.trim().to_owned());
                     sent = true;
                 }
@@ -323,18 +323,18 @@ impl ServerProcess {
         let addr = match rx.recv_timeout(SERVER_START_TIMEOUT) {
             Ok(addr) => addr,
             Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                "server did not print `listening on` within {SERVER_START_TIMEOUT:?}; log:\n{}",
+                "server did not print `ready on` within {SERVER_START_TIMEOUT:?}; log:\n{}",
                 server.log_text()
             ),
             Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
-                "server exited before listening ({:?}); log:\n{}",
+                "server exited before it was ready ({:?}); log:\n{}",
                 server.child.try_wait(),
                 server.log_text()
             ),
         };
         server.addr = addr
             .parse()
-            .unwrap_or_else(|e| panic!("`listening on {addr}`: not an address: {e}"));
+            .unwrap_or_else(|e| panic!("`ready on {addr}`: not an address: {e}"));
         assert_ne!(server.addr.port(), 0, "the real port is printed");
         server
     }
@@ -352,6 +352,15 @@ impl ServerProcess {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGHUP (look for new databases now) with `kill(1)`.
+    pub fn sighup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -HUP failed: {status}");
     }
 
     /// The server's stderr so far.
