@@ -115,6 +115,17 @@ pub fn password(i: u64) -> String {
     format!("{}#{}", random_alnum(2, i, len), base36(i))
 }
 
+/// Credential `i` of the live-update batch `batch` (a run-unique number):
+/// `(username, password)`. Usernames end in `.update` and passwords in `!`
+/// and the batch, so they are in neither the generated store nor the vault
+/// nor an earlier batch.
+pub fn update_credential(batch: u64, i: u64) -> (String, String) {
+    (
+        format!("update.{}.{}@batch.update", base36(batch), base36(i)),
+        format!("{}!{}.{}", random_alnum(4, i, 8), base36(batch), base36(i)),
+    )
+}
+
 /// Count the hibp file adds to password `i` (0 for most).
 pub fn hibp_extra(i: u64) -> u64 {
     if i.is_multiple_of(HIBP_EVERY) {

@@ -31,8 +31,10 @@ use crate::proxy::{Proxy, Traffic};
 
 /// Targets from the issue.
 const TARGET_VAULT_SECS: f64 = 1.0;
-const TARGET_PASSWORD_SECS: f64 = 0.3;
-const TARGET_RSS_BYTES: f64 = 3.0 * 1024.0 * 1024.0 * 1024.0;
+const TARGET_PASSWORD_SECS: f64 = 0.2;
+const TARGET_STARTUP_SECS: f64 = 5.0;
+/// Server memory with both tiers of both collections.
+const TARGET_RSS_BYTES: f64 = 4.0 * 1024.0 * 1024.0 * 1024.0;
 /// APSI with Intel HEXL: one labeled 2^20 x 1024 query, and one labeled
 /// 2^20 x 1 query, both about 0.9 s.
 const APSI_HEXL_SECS: f64 = 0.9;
@@ -89,6 +91,12 @@ struct Args {
     /// Longest wait for the server to load its databases, in seconds
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     startup_timeout: u64,
+    /// After the timed runs, import this many new credential pairs into
+    /// the served store, run `build`, and measure the live swap (time and
+    /// server memory while two databases are held); 0 skips it. The pairs
+    /// stay in the store (a kept work dir says how many it has gained)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    live_update: u64,
 }
 
 fn main() -> ExitCode {
@@ -122,6 +130,9 @@ struct Marker {
     passwords: Option<u64>,
     build_secs: Option<f64>,
     build_output: Option<String>,
+    /// Credential pairs added by live-update stages since the import.
+    #[serde(default)]
+    update_pairs: u64,
 }
 
 fn run(args: &Args) -> Result<()> {
@@ -185,7 +196,7 @@ struct Stage {
 
 impl Bench<'_> {
     fn run(&self, spec: &Spec) -> Result<()> {
-        let (marker, stages) = self.prepare(spec)?;
+        let (mut marker, stages) = self.prepare(spec)?;
         let vault = data::vault(spec.pairs);
         let vault_csv = self.work.join("vault.csv");
         data::write_vault_csv(&vault_csv, &vault)?;
@@ -205,6 +216,7 @@ impl Bench<'_> {
             after_load.peak_rss as f64 / MIB
         );
         let startup_secs = server.startup.as_secs_f64();
+        let listening_secs = server.listening.as_secs_f64();
         let direct = format!("http://{}", server.addr());
 
         // Bytes on the wire, through the counting proxy. These runs also
@@ -256,12 +268,23 @@ impl Bench<'_> {
         }
         server.check_alive()?;
         let memory = procs::memory(server.pid())?;
+        let update = match self.args.live_update {
+            0 => None,
+            n => {
+                let u = self.live_update(&mut server, &direct, n)?;
+                marker.update_pairs += n;
+                save_marker(&self.work.join(MARKER), &marker)?;
+                Some(u)
+            }
+        };
         drop(server);
 
         let report = Report {
             marker,
             stages,
+            update,
             startup: Startup {
+                listening_secs,
                 secs: startup_secs,
                 peak_rss_after_load: after_load.peak_rss,
             },
@@ -326,6 +349,7 @@ impl Bench<'_> {
                     passwords: None,
                     build_secs: None,
                     build_output: None,
+                    update_pairs: 0,
                 };
                 save_marker(&marker_path, &m)?;
                 m
@@ -366,6 +390,7 @@ impl Bench<'_> {
                 marker.credentials = Some(credentials);
                 marker.passwords = Some(passwords);
                 marker.build_secs = None;
+                marker.update_pairs = 0;
                 save_marker(&marker_path, &marker)?;
                 Stage {
                     secs,
@@ -481,6 +506,101 @@ impl Bench<'_> {
             vault.breached_password_seen
         );
         Ok(wall)
+    }
+}
+
+impl Bench<'_> {
+    /// Imports `n` new pairs into the served store and builds, while the
+    /// server keeps serving; waits for both collections to be swapped, then
+    /// checks that a new pair is reported breached.
+    fn live_update(&self, server: &mut ServerProcess, url: &str, n: u64) -> Result<LiveUpdate> {
+        let batch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let combo = self.work.join("update.txt");
+        let mut text = String::new();
+        for i in 0..n {
+            let (u, p) = data::update_credential(batch, i);
+            let _ = writeln!(text, "{u}:{p}");
+        }
+        fs::write(&combo, text).with_context(|| format!("writing {}", combo.display()))?;
+        let log_offset = fs::metadata(server.log())?.len();
+        let rss_before = procs::memory(server.pid())?.rss;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = procs::sample_rss(server.pid(), Duration::from_millis(20), stop.clone());
+        eprintln!("live update: importing {n} new pairs and building while serving");
+        let started = Instant::now();
+        self.server_cmd(&[
+            "import".as_ref(),
+            "--store".as_ref(),
+            self.store.as_os_str(),
+            combo.as_os_str(),
+        ])?;
+        let import_secs = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        self.server_cmd(&["build".as_ref(), "--store".as_ref(), self.store.as_os_str()])?;
+        let build_secs = started.elapsed().as_secs_f64();
+        let built = Instant::now();
+        loop {
+            let (log, _) = procs::read_log_from(server.log(), log_offset)?;
+            if log.matches("database in service").count() >= 2 {
+                break;
+            }
+            server.check_alive()?;
+            ensure!(
+                built.elapsed() < Duration::from_secs(self.args.startup_timeout),
+                "the server did not swap both collections in after the build"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let swap_secs = built.elapsed().as_secs_f64();
+        // The old databases are freed when their last query ends.
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let rss_peak = sampler
+            .join()
+            .map_err(|_| anyhow!("the memory sampler panicked"))?;
+        let rss_after = procs::memory(server.pid())?.rss;
+
+        let (user, password) = data::update_credential(batch, n / 2);
+        let csv = self.work.join("update-vault.csv");
+        fs::write(
+            &csv,
+            format!(
+                "name,url,username,password,note\nnew,https://new.example/,{user},{password},\n"
+            ),
+        )?;
+        let out = Command::new(&self.bins.client)
+            .args(["check", "--json", "--server", url])
+            .arg(&csv)
+            .stdin(Stdio::null())
+            .output()?;
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "checking a new pair after the update: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        ensure!(
+            json["results"][0]["credential_breached"] == serde_json::Value::Bool(true),
+            "WRONG ANSWER: a pair imported by the live update is not reported breached: {json}"
+        );
+        eprintln!(
+            "live update: import {import_secs:.1}s, build {build_secs:.1}s, swapped {swap_secs:.2}s \
+             later; RSS {:.0} -> peak {:.0} -> {:.0} MiB",
+            rss_before as f64 / MIB,
+            rss_peak as f64 / MIB,
+            rss_after as f64 / MIB
+        );
+        Ok(LiveUpdate {
+            pairs: n,
+            import_secs,
+            build_secs,
+            swap_secs,
+            rss_before,
+            rss_peak,
+            rss_after,
+        })
     }
 }
 
@@ -617,13 +737,30 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 struct Startup {
+    /// Spawn to `listening on` (bound).
+    listening_secs: f64,
     /// Spawn to `ready on` (bound, both PSI databases loaded).
     secs: f64,
     peak_rss_after_load: u64,
 }
 
+/// Figures of the live-update stage.
+struct LiveUpdate {
+    pairs: u64,
+    import_secs: f64,
+    build_secs: f64,
+    /// From `build` returning to both collections swapped in.
+    swap_secs: f64,
+    rss_before: u64,
+    /// Largest resident set sampled from the start of the import until
+    /// after the swap.
+    rss_peak: u64,
+    rss_after: u64,
+}
+
 struct Report {
     marker: Marker,
+    update: Option<LiveUpdate>,
     stages: [Stage; 3],
     startup: Startup,
     vault_runs: Vec<(Duration, ServerTimes)>,
@@ -741,9 +878,14 @@ impl Report {
             "| measure | value | target | ratio to target | meets | APSI+HEXL | ratio to APSI+HEXL |"
         );
         let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
+        let extra = if m.update_pairs > 0 {
+            format!(" (+ {} from live updates)", m.update_pairs)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "| store: credential pairs | {} | 2^20 = 1048576 | | | | |",
+            "| store: credential pairs | {}{extra} | 2^20 = 1048576 | | | | |",
             m.credentials.unwrap_or(0)
         );
         let _ = writeln!(
@@ -766,8 +908,15 @@ impl Report {
         let _ = writeln!(s, "| `breach-server build` | {} | | | | | |", stage(build));
         let _ = writeln!(
             s,
-            "| `breach-server serve` start-up (loads both PSI databases) | {} | | | | | |",
-            secs(self.startup.secs)
+            "| `breach-server serve`: listening (bound) | {} | | | | | |",
+            secs(self.startup.listening_secs)
+        );
+        let _ = writeln!(
+            s,
+            "| **`serve` start-up**: ready (every PSI database loaded, answering) | **{}** | 5 s | {:.2} | {} | | |",
+            secs(self.startup.secs),
+            self.startup.secs / TARGET_STARTUP_SECS,
+            verdict(self.startup.secs <= TARGET_STARTUP_SECS)
         );
         let _ = writeln!(
             s,
@@ -776,17 +925,17 @@ impl Report {
             vault_min,
             vault_max,
             vault_med / TARGET_VAULT_SECS,
-            verdict(vault_med < TARGET_VAULT_SECS),
+            verdict(vault_med <= TARGET_VAULT_SECS),
             vault_med / APSI_HEXL_SECS
         );
         let _ = writeln!(
             s,
-            "| **password check**, median (min–max) | **{}** ({:.3}–{:.3}) | 0.3 s | {:.2} | {} | 0.9 s | {:.2} |",
+            "| **password check**, median (min–max) | **{}** ({:.3}–{:.3}) | 0.2 s | {:.2} | {} | 0.9 s | {:.2} |",
             secs(pw_med),
             pw_min,
             pw_max,
             pw_med / TARGET_PASSWORD_SECS,
-            verdict(pw_med < TARGET_PASSWORD_SECS),
+            verdict(pw_med <= TARGET_PASSWORD_SECS),
             pw_med / APSI_HEXL_SECS
         );
         let _ = writeln!(
@@ -811,10 +960,10 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "| **server peak RSS** (VmHWM, after all runs) | **{:.0} MiB** | 3072 MiB | {:.2} | {} | | |",
+            "| **server peak RSS** (VmHWM, after all runs, before the live update) | **{:.0} MiB** | 4096 MiB | {:.2} | {} | | |",
             rss / MIB,
             rss / TARGET_RSS_BYTES,
-            verdict(rss < TARGET_RSS_BYTES)
+            verdict(rss <= TARGET_RSS_BYTES)
         );
         let _ = writeln!(
             s,
@@ -832,6 +981,31 @@ impl Report {
             self.store_bytes as f64 / MIB,
             self.psi_bytes as f64 / MIB
         );
+        if let Some(u) = &self.update {
+            let _ = writeln!(
+                s,
+                "| live update: `import` of {} new pairs while serving | {} | | | | | |",
+                u.pairs,
+                secs(u.import_secs)
+            );
+            let _ = writeln!(
+                s,
+                "| live update: `build` (incremental) while serving | {} | | | | | |",
+                secs(u.build_secs)
+            );
+            let _ = writeln!(
+                s,
+                "| live update: `build` done to both collections swapped in | {} | | | | | |",
+                secs(u.swap_secs)
+            );
+            let _ = writeln!(
+                s,
+                "| **server RSS during the swap** (before / sampled peak / after) | {:.0} / **{:.0}** / {:.0} MiB | | | | | |",
+                u.rss_before as f64 / MIB,
+                u.rss_peak as f64 / MIB,
+                u.rss_after as f64 / MIB
+            );
+        }
 
         let _ = writeln!(
             s,

@@ -88,8 +88,10 @@ pub struct ServerProcess {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
-    /// Time from spawning to the `ready on` line (loading the PSI
-    /// databases).
+    /// Time from spawning to the `listening on` line (bound).
+    pub listening: Duration,
+    /// Time from spawning to the `ready on` line (every PSI database
+    /// loaded and answering).
     pub startup: Duration,
 }
 
@@ -122,14 +124,19 @@ impl ServerProcess {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             log: log.to_path_buf(),
+            listening: Duration::ZERO,
             startup: Duration::ZERO,
         };
         let (tx, rx) = mpsc::channel();
+        let (listening_tx, listening_rx) = mpsc::channel();
         thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let addr = loop {
                 match lines.next() {
                     Some(Ok(line)) => {
+                        if line.starts_with("listening on ") {
+                            let _ = listening_tx.send(started.elapsed());
+                        }
                         if let Some(addr) = line.strip_prefix("ready on ") {
                             break Some(addr.trim().to_owned());
                         }
@@ -150,6 +157,7 @@ impl ServerProcess {
             Err(_) => bail!("breach-server was not ready after {timeout:?}"),
         };
         server.startup = started.elapsed();
+        server.listening = listening_rx.try_recv().unwrap_or(server.startup);
         server.addr = addr
             .parse()
             .with_context(|| format!("bad address `{addr}` from breach-server"))?;
@@ -204,6 +212,25 @@ pub struct Memory {
     pub peak_rss: u64,
     /// Current resident set size (`VmRSS`).
     pub rss: u64,
+}
+
+/// Samples the resident set size of process `pid` every `every` until
+/// `stop` is set; returns the largest sample (bytes).
+pub fn sample_rss(
+    pid: u32,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        let mut peak = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(m) = memory(pid) {
+                peak = peak.max(m.rss);
+            }
+            thread::sleep(every);
+        }
+        peak
+    })
 }
 
 /// Reads [`Memory`] of process `pid`.
