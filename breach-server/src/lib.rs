@@ -9,6 +9,8 @@
 //! - [`psi_db`]: the PSI sender database of each collection, built from
 //!   the store, saved next to it and refreshed incrementally; OPRF keys.
 //! - [`service`]: the `breach.v1.BreachCheck` gRPC service and its limits.
+//! - [`limits`]: per-client (IPv4 address, IPv6 /64) and server-wide rate
+//!   budgets and concurrent-query slots; who a request is charged to.
 //! - [`server`]: binding, serving (with gRPC health), graceful shutdown;
 //!   [`server::serve`] returns a [`server::ServerHandle`] for tests and
 //!   embedding.
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod import;
+pub mod limits;
 pub mod psi_db;
 pub mod server;
 pub mod service;

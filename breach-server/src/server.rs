@@ -167,7 +167,7 @@ fn remap_status<B>(mut response: http::Response<B>) -> http::Response<B> {
 /// Binds `config.listen` and serves `dbs` until [`ServerHandle::shutdown`].
 /// Must run inside a tokio runtime.
 pub async fn serve(dbs: Vec<CollectionDb>, config: &ServeConfig) -> Result<ServerHandle> {
-    let service = BreachService::new(dbs, config.limits)?;
+    let service = BreachService::new(dbs, config.limits.clone())?;
     let incoming = TcpIncoming::bind(config.listen)
         .map_err(|e| Error::Transport(format!("binding {}: {e}", config.listen)))?
         .with_nodelay(Some(true));
