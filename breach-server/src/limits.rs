@@ -463,8 +463,11 @@ pub struct Limiter {
 
 impl Limiter {
     /// A limiter enforcing `limits` (checked first).
-    pub fn new(limits: Limits) -> Result<Self> {
+    pub fn new(mut limits: Limits) -> Result<Self> {
         limits.validate()?;
+        if let Some(h) = &mut limits.client_ip_header {
+            h.make_ascii_lowercase();
+        }
         let clock = DefaultClock::default();
         let keyed = |quota: Quota| {
             RateLimiter::new(
@@ -721,4 +724,421 @@ pub struct QueryPermit {
     _server: OwnedSemaphorePermit,
     _client: OwnedSemaphorePermit,
     _entry: PendingEntry,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> ClientKey {
+        ClientKey::V4(Ipv4Addr::new(a, b, c, d))
+    }
+
+    fn peer(s: &str) -> Option<SocketAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    fn limiter(limits: Limits) -> Limiter {
+        Limiter::new(limits).unwrap()
+    }
+
+    fn small() -> Limits {
+        Limits {
+            max_items_per_query: 10,
+            oprf_elements_per_sec: 1,
+            oprf_burst: 10,
+            global_oprf_burst: 1000,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn ipv6_is_keyed_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let ip = |s: &str| ClientKey::from_ip(s.parse().unwrap());
+        assert_eq!(ip("2001:db8:1:2::1"), ip("2001:db8:1:2:ffff:ee:dd:5"));
+        assert_ne!(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1"));
+        assert_eq!(ip("2001:db8:1:2::1").to_string(), "2001:db8:1:2::/64");
+        assert_eq!(ip("::ffff:192.0.2.7"), v4(192, 0, 2, 7));
+        assert_eq!(ip("192.0.2.7"), v4(192, 0, 2, 7));
+        assert_ne!(ip("192.0.2.7"), ip("192.0.2.8"));
+        // IPv4-compatible (deprecated) addresses are not IPv4.
+        assert!(matches!(ip("::192.0.2.7"), ClientKey::V6Net(0)));
+        // Connections (ports) do not matter.
+        let md = MetadataMap::new();
+        assert_eq!(
+            ClientKey::of_request(&md, peer("[2001:db8::1]:1000"), None),
+            ClientKey::of_request(&md, peer("[2001:db8::2]:2000"), None)
+        );
+        assert_eq!(ClientKey::of_request(&md, None, None), ClientKey::Unknown);
+    }
+
+    #[test]
+    fn forwarding_header_is_used_only_when_configured_rightmost_entry() {
+        let mut md = MetadataMap::new();
+        md.append(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7".parse().unwrap(),
+        );
+        let p = peer("10.0.0.1:5000");
+        // Not configured: ignored completely.
+        assert_eq!(ClientKey::of_request(&md, p, None), v4(10, 0, 0, 1));
+        assert_eq!(
+            ClientKey::of_request(&md, p, Some("x-real-ip")),
+            v4(10, 0, 0, 1)
+        );
+        let xff = Some("x-forwarded-for");
+        assert_eq!(
+            ClientKey::of_request(&md, p, xff),
+            v4(198, 51, 100, 7),
+            "the rightmost entry, appended by the proxy"
+        );
+        // Several header lines form one list: the last line's last entry.
+        md.append("x-forwarded-for", "192.0.2.1 , 192.0.2.55".parse().unwrap());
+        assert_eq!(ClientKey::of_request(&md, p, xff), v4(192, 0, 2, 55));
+        for (value, want) in [
+            ("1.2.3.4:8080", v4(1, 2, 3, 4)),
+            (
+                "spoofed, [2001:db8:7:7::9]:443",
+                ClientKey::V6Net(0x2001_0db8_0007_0007),
+            ),
+            ("[2001:db8:7:7::9]", ClientKey::V6Net(0x2001_0db8_0007_0007)),
+            ("::ffff:1.2.3.4", v4(1, 2, 3, 4)),
+            // Malformed or opaque: the socket peer.
+            ("unknown", v4(10, 0, 0, 1)),
+            ("1.2.3.4, ", v4(10, 0, 0, 1)),
+            ("1.2.3.4, not an address", v4(10, 0, 0, 1)),
+            ("", v4(10, 0, 0, 1)),
+        ] {
+            let mut md = MetadataMap::new();
+            md.insert("x-forwarded-for", value.parse().unwrap());
+            assert_eq!(ClientKey::of_request(&md, p, xff), want, "{value:?}");
+        }
+        // Missing header: the socket peer.
+        assert_eq!(
+            ClientKey::of_request(&MetadataMap::new(), p, xff),
+            v4(10, 0, 0, 1)
+        );
+        // The limiter's configured name is case-insensitive.
+        let l = limiter(Limits {
+            client_ip_header: Some("X-Forwarded-For".into()),
+            ..Limits::default()
+        });
+        assert_eq!(l.client(&md, p), v4(192, 0, 2, 55));
+    }
+
+    #[test]
+    fn one_oprf_budget_per_client_whatever_the_connection() {
+        let l = limiter(small());
+        let md = MetadataMap::new();
+        let a1 = l.client(&md, peer("127.0.0.1:40001"));
+        let a2 = l.client(&md, peer("127.0.0.1:40002"));
+        l.charge_oprf(a1, 6).unwrap();
+        let e = l.charge_oprf(a2, 6).unwrap_err();
+        match e {
+            Error::RateLimited {
+                reason: Reason::ClientOprfRate,
+                requested: 6,
+                retry_after_ms,
+                ..
+            } => assert!(retry_after_ms > 0, "{retry_after_ms}"),
+            other => panic!("{other:?}"),
+        }
+        // Another address has its own budget; the same /64 does not.
+        l.charge_oprf(v4(127, 0, 0, 2), 10).unwrap();
+        let n1 = ClientKey::from_ip("2001:db8::1".parse().unwrap());
+        let n2 = ClientKey::from_ip("2001:db8::2".parse().unwrap());
+        l.charge_oprf(n1, 10).unwrap();
+        assert!(l.charge_oprf(n2, 1).is_err());
+    }
+
+    #[test]
+    fn server_wide_oprf_budget_caps_all_clients() {
+        let l = limiter(Limits {
+            global_oprf_burst: 15,
+            ..small()
+        });
+        l.charge_oprf(v4(192, 0, 2, 1), 10).unwrap();
+        let e = l.charge_oprf(v4(192, 0, 2, 2), 10).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::RateLimited {
+                    reason: Reason::ServerOprfRate,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn client_table_stays_bounded_and_new_clients_share_the_overflow_bucket() {
+        let l = limiter(Limits {
+            max_tracked_clients: 50,
+            max_items_per_query: 1000,
+            oprf_burst: 1000,
+            global_oprf_burst: 60_000,
+            global_oprf_elements_per_sec: 1_000_000,
+            ..small()
+        });
+        // 50 clients use their whole burst (refilling takes 1000 s, so no
+        // sweep can drop them during the test).
+        for i in 0..50 {
+            l.charge_oprf(v4(198, 51, 100, i), 1000).unwrap();
+        }
+        assert_eq!(l.tracked_clients().0, 50);
+        // A new client gets the overflow bucket, and the next new client
+        // shares it rather than getting a fresh one.
+        l.charge_oprf(v4(203, 0, 113, 1), 1000).unwrap();
+        let e = l.charge_oprf(v4(203, 0, 113, 2), 1).unwrap_err();
+        assert!(matches!(e, Error::RateLimited { .. }), "{e:?}");
+        // Many more distinct clients: the table does not grow.
+        for i in 0..20_000u32 {
+            let _ = l.charge_oprf(ClientKey::V4(Ipv4Addr::from(0x0a00_0000 + i)), 1);
+            let _ = l.charge_oprf(ClientKey::V6Net(u64::from(i)), 1);
+        }
+        assert!(l.tracked_clients().0 <= 51, "{:?}", l.tracked_clients());
+        // Tracked clients keep their own (empty) buckets.
+        assert!(l.charge_oprf(v4(198, 51, 100, 3), 1).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn query_slots_per_client_and_server_wide() {
+        let l = limiter(Limits {
+            max_concurrent_queries: 2,
+            max_concurrent_queries_per_client: 1,
+            query_admission_wait: Duration::from_millis(100),
+            ..Limits::default()
+        });
+        let (a, b, c) = (v4(192, 0, 2, 1), v4(192, 0, 2, 2), v4(192, 0, 2, 3));
+        let pa = l.admit_query(a).await.unwrap();
+        // A's share is one: its second query waits, then is refused.
+        match l.admit_query(a).await.unwrap_err() {
+            Error::Busy {
+                reason: Reason::ClientQuerySlots,
+                limit: 1,
+                retry_after_ms,
+            } => assert_eq!(retry_after_ms, MIN_BUSY_RETRY_MS),
+            other => panic!("{other:?}"),
+        }
+        let pb = l.admit_query(b).await.unwrap();
+        // The server's two slots are taken.
+        assert!(matches!(
+            l.admit_query(c).await.unwrap_err(),
+            Error::Busy {
+                reason: Reason::ServerQuerySlots,
+                limit: 2,
+                ..
+            }
+        ));
+        drop(pa);
+        let pc = l.admit_query(c).await.unwrap();
+        // A waiting query is admitted when a slot frees within the wait.
+        let waiting = async { l.admit_query(a).await };
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(pb);
+        };
+        let (admitted, ()) = tokio::join!(waiting, release);
+        drop(admitted.unwrap());
+        drop(pc);
+        assert_eq!(l.clients_with_queries(), 0, "entries are dropped when idle");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn query_queues_are_bounded() {
+        let l = limiter(Limits {
+            max_concurrent_queries: 2,
+            max_concurrent_queries_per_client: 1,
+            query_admission_wait: Duration::from_secs(30),
+            ..Limits::default()
+        });
+        let (a, b) = (v4(192, 0, 2, 1), v4(192, 0, 2, 2));
+        let _running = l.admit_query(a).await.unwrap();
+        // QUEUE_FACTOR (4) times the client's share may be running or
+        // waiting: 3 wait (they never finish here), the 5th is refused at
+        // once, and another client still gets the free server slot.
+        let mut waiters: Vec<_> = (0..3).map(|_| Box::pin(l.admit_query(a))).collect();
+        for w in &mut waiters {
+            assert!(poll_once(w).await.is_none(), "waits");
+        }
+        assert!(matches!(
+            l.admit_query(a).await.unwrap_err(),
+            Error::Busy {
+                reason: Reason::ClientQuerySlots,
+                ..
+            }
+        ));
+        let _b = l.admit_query(b).await.unwrap();
+        // The server's queue: 2 x 4 running or waiting, then refusals.
+        let others: Vec<_> = (3..6).map(|i| v4(192, 0, 2, i)).collect();
+        let mut more: Vec<_> = others.iter().map(|&c| Box::pin(l.admit_query(c))).collect();
+        for w in &mut more {
+            assert!(poll_once(w).await.is_none(), "waits");
+        }
+        assert!(matches!(
+            l.admit_query(v4(192, 0, 2, 9)).await.unwrap_err(),
+            Error::Busy {
+                reason: Reason::ServerQuerySlots,
+                ..
+            }
+        ));
+        drop((waiters, more));
+        assert_eq!(l.clients_with_queries(), 2);
+    }
+
+    /// Polls a future once.
+    async fn poll_once<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut *f).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn queries_are_charged_to_the_client() {
+        let l = limiter(Limits {
+            queries_per_minute: 1,
+            query_burst: 2,
+            ..Limits::default()
+        });
+        let a = v4(192, 0, 2, 1);
+        drop(l.admit_query(a).await.unwrap());
+        drop(l.admit_query(a).await.unwrap());
+        match l.admit_query(a).await.unwrap_err() {
+            Error::RateLimited {
+                reason: Reason::ClientQueryRate,
+                retry_after_ms,
+                ..
+            } => assert!(retry_after_ms > 1000, "about a minute: {retry_after_ms}"),
+            other => panic!("{other:?}"),
+        }
+        // The refused query holds no slot; other clients are unaffected.
+        assert_eq!(l.clients_with_queries(), 0);
+        drop(l.admit_query(v4(192, 0, 2, 2)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn default_limits_admit_a_10000_entry_vault_and_8_small_ones_at_once() {
+        // Rounds of at most 1024 items per collection: one EvaluateOprf and
+        // one Query each, all from one address, with no waiting.
+        let l = limiter(Limits::default());
+        let client = v4(127, 0, 0, 1);
+        let mut rounds = Vec::new();
+        for _collection in 0..2 {
+            let mut left = 10_000;
+            while left > 0 {
+                rounds.push(left.min(1024));
+                left -= left.min(1024);
+            }
+        }
+        rounds.extend([60; 16]);
+        assert_eq!(rounds.len(), 36);
+        for n in rounds {
+            l.charge_oprf(client, n).unwrap();
+            drop(l.admit_query(client).await.unwrap());
+        }
+        // ... but one address cannot go on guessing at that pace.
+        let mut refused = false;
+        for _ in 0..10 {
+            refused |= l.charge_oprf(client, 1024).is_err();
+        }
+        assert!(refused);
+    }
+
+    #[test]
+    fn refusals_map_to_resource_exhausted_with_a_retry_hint() {
+        for e in [
+            Error::RateLimited {
+                reason: Reason::ClientOprfRate,
+                requested: 7,
+                unit: "OPRF elements",
+                retry_after_ms: 1234,
+            },
+            Error::Busy {
+                reason: Reason::ServerQuerySlots,
+                limit: 4,
+                retry_after_ms: 1234,
+            },
+        ] {
+            let message = e.to_string();
+            let s = tonic::Status::from(e);
+            assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+            assert_eq!(s.message(), message);
+            let hint = s
+                .metadata()
+                .get(crate::error::RETRY_PUSHBACK_KEY)
+                .expect("hint present");
+            assert_eq!(hint.to_str().unwrap().parse::<u64>().unwrap(), 1234);
+        }
+    }
+
+    #[test]
+    fn refusals_are_counted_by_rpc_and_reason() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let l = limiter(small());
+        metrics::with_local_recorder(&recorder, || {
+            l.charge_oprf(v4(192, 0, 2, 1), 10).unwrap();
+            let _ = l.charge_oprf(v4(192, 0, 2, 1), 10).unwrap_err();
+            let _ = l.charge_oprf(v4(192, 0, 2, 1), 1).unwrap_err();
+        });
+        let counted: Vec<_> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(k, ..)| k.key().name() == RATE_LIMITED_METRIC)
+            .map(|(k, _, _, v)| {
+                let labels: Vec<_> = k
+                    .key()
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                (labels, v)
+            })
+            .collect();
+        assert_eq!(
+            counted,
+            [(
+                vec![
+                    "rpc=EvaluateOprf".to_string(),
+                    "reason=client_oprf_rate".into()
+                ],
+                DebugValue::Counter(2)
+            )]
+        );
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        Limits::default().validate().unwrap();
+        for bad in [
+            Limits {
+                oprf_burst: 10,
+                ..Limits::default()
+            },
+            Limits {
+                max_concurrent_queries_per_client: 5,
+                ..Limits::default()
+            },
+            Limits {
+                query_burst: 0,
+                ..Limits::default()
+            },
+            Limits {
+                client_ip_header: Some("bad header".into()),
+                ..Limits::default()
+            },
+            Limits {
+                client_ip_header: Some("grpc-status".into()),
+                ..Limits::default()
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
 }
