@@ -316,7 +316,7 @@ impl fmt::Display for ClientKey {
 
 /// The rightmost entry of the last `header` line, if it is an address.
 fn forwarded_ip(metadata: &MetadataMap, header: &str) -> Option<IpAddr> {
-    let value = metadata.get_all(header).iter().last()?.to_str().ok()?;
+    let value = metadata.get_all(header).iter().next_back()?.to_str().ok()?;
     parse_forwarded_entry(value.rsplit(',').next()?)
 }
 
