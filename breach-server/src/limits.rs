@@ -58,7 +58,9 @@
 //! client's slot, then for a server slot), then is refused with
 //! `RESOURCE_EXHAUSTED`. The queues are bounded: at most
 //! [`QUEUE_FACTOR`] times the slots may be running or waiting, for the
-//! server and for each client; beyond that a query is refused at once. A
+//! server and for each client; beyond that a query is refused at once.
+//! Only queries holding one of their client's slots count in the server's
+//! queue, so one client fills at most its share of it. A
 //! query's token is taken when it is admitted, so a query refused for
 //! lack of a slot costs nothing, and one admitted costs its token even if
 //! it turns out to be garbage.
@@ -76,7 +78,9 @@
 //! # Memory
 //!
 //! The per-client buckets live in tables of at most
-//! [`Limits::max_tracked_clients`] entries (about 50 bytes each). A
+//! [`Limits::max_tracked_clients`] entries (a 16-byte key and an 8-byte
+//! state in a hash table: at most about 60 bytes each, so a few MB per
+//! table at the default 100,000). A
 //! client's entry can be forgotten once its bucket has refilled (it is
 //! then indistinguishable from a new one); such entries are swept every
 //! [`SWEEP_INTERVAL`], and at most once a second when a table is full.
@@ -574,6 +578,7 @@ impl Limiter {
         let client_slot = acquire_by(&entry.semaphore, deadline)
             .await
             .ok_or_else(|| busy(Reason::ClientQuerySlots))?;
+        let server_stage = Slots::enter_server(&self.slots).map_err(busy)?;
         let server_slot = acquire_by(&self.slots.server, deadline)
             .await
             .ok_or_else(|| busy(Reason::ServerQuerySlots))?;
@@ -589,6 +594,7 @@ impl Limiter {
         }
         Ok(QueryPermit {
             _server: server_slot,
+            _server_stage: server_stage,
             _client: client_slot,
             _entry: entry,
         })
@@ -649,11 +655,15 @@ struct Slots {
     table: Mutex<SlotTable>,
 }
 
-/// Queries running or waiting, per client and in all.
+/// Queries running or waiting, per client; and how many hold a client
+/// slot and wait for or hold a server slot. Only clients with a query
+/// running or waiting have an entry, so the table is bounded by the
+/// server's queue (a client waiting for its own slot has all its slots in
+/// the server's queue).
 #[derive(Debug, Default)]
 struct SlotTable {
     clients: HashMap<ClientKey, ClientSlots>,
-    pending: usize,
+    server_pending: usize,
 }
 
 #[derive(Debug)]
@@ -670,12 +680,9 @@ impl Slots {
     }
 
     /// Counts a query of `client` as pending, or refuses it when the
-    /// server's or the client's queue is full.
+    /// client's queue is full.
     fn enter(slots: &Arc<Self>, client: ClientKey) -> Result<PendingEntry, Reason> {
         let mut table = slots.lock();
-        if table.pending >= slots.max_pending {
-            return Err(Reason::ServerQuerySlots);
-        }
         let per_client = slots.per_client;
         let entry = table.clients.entry(client).or_insert_with(|| ClientSlots {
             semaphore: Arc::new(Semaphore::new(per_client)),
@@ -686,12 +693,37 @@ impl Slots {
         }
         entry.pending += 1;
         let semaphore = entry.semaphore.clone();
-        table.pending += 1;
         Ok(PendingEntry {
             slots: slots.clone(),
             client,
             semaphore,
         })
+    }
+
+    /// Counts a query holding a client slot as waiting for a server slot,
+    /// or refuses it when the server's queue is full. Each client has at
+    /// most its share of slots here, so one client cannot fill the queue.
+    fn enter_server(slots: &Arc<Self>) -> Result<ServerStage, Reason> {
+        let mut table = slots.lock();
+        if table.server_pending >= slots.max_pending {
+            return Err(Reason::ServerQuerySlots);
+        }
+        table.server_pending += 1;
+        Ok(ServerStage {
+            slots: slots.clone(),
+        })
+    }
+}
+
+/// A query counted in the server's queue; uncounted on drop.
+#[derive(Debug)]
+struct ServerStage {
+    slots: Arc<Slots>,
+}
+
+impl Drop for ServerStage {
+    fn drop(&mut self) {
+        self.slots.lock().server_pending -= 1;
     }
 }
 
@@ -706,7 +738,6 @@ struct PendingEntry {
 impl Drop for PendingEntry {
     fn drop(&mut self) {
         let mut table = self.slots.lock();
-        table.pending -= 1;
         if let Some(c) = table.clients.get_mut(&self.client) {
             c.pending -= 1;
             if c.pending == 0 {
@@ -720,8 +751,9 @@ impl Drop for PendingEntry {
 /// when the answer is complete or abandoned.
 #[derive(Debug)]
 pub struct QueryPermit {
-    // Field order is drop order: slots first, then the pending count.
+    // Field order is drop order: slots first, then the pending counts.
     _server: OwnedSemaphorePermit,
+    _server_stage: ServerStage,
     _client: OwnedSemaphorePermit,
     _entry: PendingEntry,
 }
@@ -970,8 +1002,9 @@ mod tests {
             }
         ));
         let _b = l.admit_query(b).await.unwrap();
-        // The server's queue: 2 x 4 running or waiting, then refusals.
-        let others: Vec<_> = (3..6).map(|i| v4(192, 0, 2, i)).collect();
+        // The server's queue: 2 x 4 running or waiting (A's waiters hold
+        // no slot of A's and do not count), then refusals.
+        let others: Vec<_> = (3..9).map(|i| v4(192, 0, 2, i)).collect();
         let mut more: Vec<_> = others.iter().map(|&c| Box::pin(l.admit_query(c))).collect();
         for w in &mut more {
             assert!(poll_once(w).await.is_none(), "waits");
