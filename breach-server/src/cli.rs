@@ -56,6 +56,9 @@ Examples:
   # Tighter limits
   breach-server serve --store ./store --max-concurrent-queries 2 --oprf-rate 20
 
+  # Behind a reverse proxy that appends the client address to X-Forwarded-For
+  breach-server serve --store ./store --client-ip-header x-forwarded-for
+
 On start it prints `listening on ADDR` (the real port when --listen asks for
 port 0) on stdout, then `ready on ADDR` once every database is loaded.
 After `import` + `build` on the same store, the new databases are swapped in
@@ -147,9 +150,11 @@ pub enum Command {
             bundled in the binary, imported on first run into DATA_DIR/demo \
             (DATA_DIR: --data-dir, else $XDG_DATA_HOME/breach-check, else \
             ~/.local/share/breach-check).\n\n\
-            Requests over the limits get RESOURCE_EXHAUSTED (too large, too many \
-            concurrent queries, OPRF rate) or INVALID_ARGUMENT (malformed, too many \
-            items); the server keeps serving.",
+            Limits are per client (IPv4 address or IPv6 /64, whatever the number of \
+            connections) and server-wide. Requests over them get RESOURCE_EXHAUSTED \
+            (too large, no query slot free within --query-wait-ms, OPRF or query rate) \
+            with a grpc-retry-pushback-ms hint, or INVALID_ARGUMENT (malformed, too \
+            many items); the server keeps serving.",
         after_help = SERVE_HELP
     )]
     Serve(ServeArgs),
@@ -193,15 +198,42 @@ pub struct ServeArgs {
     /// Most blinded elements in one EvaluateOprf request.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_items_per_query)]
     pub max_items_per_query: usize,
-    /// Most queries answered at once (more are refused, not queued).
+    /// Most queries answered at once on the server.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_concurrent_queries)]
     pub max_concurrent_queries: usize,
-    /// OPRF elements per second each connection may have evaluated, on average.
+    /// Most queries answered at once for one client (IPv4 address or IPv6 /64).
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_concurrent_queries_per_client)]
+    pub max_concurrent_queries_per_client: usize,
+    /// How long a query may wait for a free slot before RESOURCE_EXHAUSTED (0: refuse at once).
+    #[arg(long, value_name = "MS", default_value_t = Limits::default().query_admission_wait.as_millis() as u64)]
+    pub query_wait_ms: u64,
+    /// OPRF elements per second each client may have evaluated, on average
+    /// (the sustained password-guessing bound per IPv4 address or IPv6 /64).
     #[arg(long, value_name = "N", default_value_t = Limits::default().oprf_elements_per_sec)]
     pub oprf_rate: u32,
-    /// OPRF elements a connection may use at once (at least --max-items-per-query).
+    /// OPRF elements a client may use at once (at least --max-items-per-query).
     #[arg(long, value_name = "N", default_value_t = Limits::default().oprf_burst)]
     pub oprf_burst: u32,
+    /// Queries per minute each client may make, on average.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().queries_per_minute)]
+    pub query_rate: u32,
+    /// Queries a client may make at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().query_burst)]
+    pub query_burst: u32,
+    /// OPRF elements per second for all clients together.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().global_oprf_elements_per_sec)]
+    pub global_oprf_rate: u32,
+    /// OPRF elements all clients together may use at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().global_oprf_burst)]
+    pub global_oprf_burst: u32,
+    /// Most clients tracked per rate budget; new clients beyond it share one budget.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_tracked_clients)]
+    pub max_tracked_clients: usize,
+    /// Behind a reverse proxy: take the client address from the rightmost entry
+    /// of this header (e.g. x-forwarded-for), which the proxy must append.
+    /// Off by default: the header is then ignored, since clients can forge it.
+    #[arg(long, value_name = "NAME")]
+    pub client_ip_header: Option<String>,
     /// Seconds between looks at the database files when no file event
     /// arrives (a file watch notices new databases at once where the file
     /// system supports it; SIGHUP forces a look).
@@ -230,8 +262,16 @@ impl ServeArgs {
             max_message_bytes: self.max_message_bytes,
             max_items_per_query: self.max_items_per_query,
             max_concurrent_queries: self.max_concurrent_queries,
+            max_concurrent_queries_per_client: self.max_concurrent_queries_per_client,
+            query_admission_wait: std::time::Duration::from_millis(self.query_wait_ms),
             oprf_elements_per_sec: self.oprf_rate,
             oprf_burst: self.oprf_burst,
+            queries_per_minute: self.query_rate,
+            query_burst: self.query_burst,
+            global_oprf_elements_per_sec: self.global_oprf_rate,
+            global_oprf_burst: self.global_oprf_burst,
+            max_tracked_clients: self.max_tracked_clients,
+            client_ip_header: self.client_ip_header.clone(),
         };
         limits.validate()?;
         Ok(ServeConfig {

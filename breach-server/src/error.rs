@@ -137,24 +137,29 @@ pub enum Error {
     #[error("{0}")]
     InvalidRequest(String),
 
-    /// The server is at its limit of concurrent queries.
-    #[error("server busy: {limit} queries already running; retry later")]
+    /// No query slot became free within the admission wait, or the queue
+    /// of waiting queries is full.
+    #[error("server busy: {reason} ({limit} at once) is reached; retry in {retry_after_ms} ms")]
     Busy {
-        /// The concurrent-query limit.
+        /// Which slots were all taken (the client's or the server's).
+        reason: crate::limits::Reason,
+        /// Their number.
         limit: usize,
+        /// Suggested wait before retrying (sent as `grpc-retry-pushback-ms`).
+        retry_after_ms: u64,
     },
 
-    /// The connection used up its OPRF rate.
-    #[error(
-        "OPRF rate limit: {requested} elements asked, {available} available on this \
-         connection; retry in {retry_after_ms} ms"
-    )]
+    /// A rate budget (the client's or the server's) has too few tokens.
+    #[error("{reason}: {requested} {unit} asked; retry in {retry_after_ms} ms")]
     RateLimited {
-        /// Elements in the request.
+        /// Which budget.
+        reason: crate::limits::Reason,
+        /// Tokens the request needs.
         requested: u64,
-        /// Tokens left in the bucket.
-        available: u64,
-        /// When enough tokens will be there.
+        /// What the tokens count (`OPRF elements`, `queries`).
+        unit: &'static str,
+        /// When enough tokens will be there (sent as
+        /// `grpc-retry-pushback-ms`).
         retry_after_ms: u64,
     },
 
@@ -181,6 +186,10 @@ pub enum Error {
     Transport(String),
 }
 
+/// Metadata key of the retry hint on `RESOURCE_EXHAUSTED` (gRPC A6 retry
+/// pushback): a decimal integer of milliseconds to wait before retrying.
+pub const RETRY_PUSHBACK_KEY: &str = "grpc-retry-pushback-ms";
+
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -193,9 +202,11 @@ impl From<Error> for tonic::Status {
     /// - `FAILED_PRECONDITION`: a well-formed query for other PSI
     ///   parameters (the client should call `GetParameters` again);
     /// - `UNAVAILABLE`: the collection's database is still loading;
-    /// - `RESOURCE_EXHAUSTED`: too many concurrent queries, OPRF rate limit
-    ///   (message-size limits are remapped to it in
-    ///   [`server`](crate::server));
+    /// - `RESOURCE_EXHAUSTED`: no query slot free, a rate limit (OPRF
+    ///   elements or queries, per client or server-wide), each with the
+    ///   suggested wait in milliseconds as [`RETRY_PUSHBACK_KEY`] metadata;
+    ///   message-size limits are remapped to it in
+    ///   [`server`](crate::server) (no hint: retrying will not help);
     /// - `INTERNAL`: everything else, with a generic message; the details
     ///   go to the log, never to the client.
     fn from(e: Error) -> Self {
@@ -208,8 +219,13 @@ impl From<Error> for tonic::Status {
             Error::InvalidRequest(m) => Status::invalid_argument(m.clone()),
             Error::NotServed { .. } => Status::invalid_argument(e.to_string()),
             Error::Loading { .. } => Status::unavailable(e.to_string()),
-            Error::Busy { .. } | Error::RateLimited { .. } => {
-                Status::resource_exhausted(e.to_string())
+            Error::Busy { retry_after_ms, .. } | Error::RateLimited { retry_after_ms, .. } => {
+                let mut status = Status::resource_exhausted(e.to_string());
+                status.metadata_mut().insert(
+                    RETRY_PUSHBACK_KEY,
+                    tonic::metadata::MetadataValue::from(*retry_after_ms),
+                );
+                status
             }
             Error::Psi(p) => match p {
                 P::ParameterMismatch => Status::failed_precondition(

@@ -11,6 +11,8 @@
 //! - [`live`]: the databases in service, swapped without downtime when
 //!   `build` writes a new generation.
 //! - [`service`]: the `breach.v1.BreachCheck` gRPC service and its limits.
+//! - [`limits`]: per-client (IPv4 address, IPv6 /64) and server-wide rate
+//!   budgets and concurrent-query slots; who a request is charged to.
 //! - [`server`]: binding, serving (with gRPC health), graceful shutdown;
 //!   [`server::serve`] returns a [`server::ServerHandle`] for tests and
 //!   embedding.
@@ -27,6 +29,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod import;
+pub mod limits;
 pub mod live;
 pub mod psi_db;
 pub mod server;

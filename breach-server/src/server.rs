@@ -184,7 +184,7 @@ pub async fn serve(dbs: Vec<CollectionDb>, config: &ServeConfig) -> Result<Serve
 /// service says `NOT_SERVING` until every collection has one. Databases
 /// can be swapped in at any time ([`crate::live`]).
 pub async fn serve_catalog(catalog: Arc<Catalog>, config: &ServeConfig) -> Result<ServerHandle> {
-    let service = BreachService::with_catalog(catalog.clone(), config.limits)?;
+    let service = BreachService::with_catalog(catalog.clone(), config.limits.clone())?;
     let incoming = TcpIncoming::bind(config.listen)
         .map_err(|e| Error::Transport(format!("binding {}: {e}", config.listen)))?
         .with_nodelay(Some(true));

@@ -418,13 +418,26 @@ async fn binary_builds_serves_and_survives_bad_requests() {
         Code::ResourceExhausted
     );
 
-    // OPRF rate: a burst of 3000 elements per connection, refilled at 1/s.
+    // OPRF rate: a burst of 3000 elements per client address (not per
+    // connection), refilled at 1/s; 11 were used above.
     let big = pb::OprfRequest {
         collection: PWD as i32,
         blinded_elements: blinded(2048),
     };
     assert_eq!(oprf_status(&mut client, big.clone()).await, Code::Ok);
     assert_eq!(oprf_status(&mut client, big).await, Code::ResourceExhausted);
+    // A new connection does not bring a new budget.
+    let mut other_connection = connect(&server.addr).await;
+    let status = other_connection
+        .evaluate_oprf(pb::OprfRequest {
+            collection: PWD as i32,
+            blinded_elements: blinded(1000),
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(pushback_ms(&status) > 0);
 
     // Still serving good queries, on this connection and a new one.
     assert_eq!(check(&mut client, CRED, &creds[..1]).await, [Some(5)]);
@@ -438,6 +451,314 @@ async fn binary_builds_serves_and_survives_bad_requests() {
         assert!(!log.contains(&hex::encode(&key)));
     }
     assert!(!log.contains("noahpetrov87"));
+}
+
+/// The `grpc-retry-pushback-ms` hint of a status, which must be there.
+fn pushback_ms(status: &tonic::Status) -> u64 {
+    status
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .unwrap_or_else(|| panic!("no retry hint on {status:?}"))
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// An `EvaluateOprf` of `n` elements, with `x-forwarded-for` when given.
+async fn oprf_from(
+    client: &mut BreachCheckClient<Channel>,
+    n: usize,
+    forwarded_for: Option<&str>,
+) -> Result<(), tonic::Status> {
+    let mut request = tonic::Request::new(pb::OprfRequest {
+        collection: PWD as i32,
+        blinded_elements: blinded(n),
+    });
+    if let Some(f) = forwarded_for {
+        request
+            .metadata_mut()
+            .insert("x-forwarded-for", f.parse().unwrap());
+    }
+    client.evaluate_oprf(request).await.map(|_| ())
+}
+
+/// Per-client limits end to end: the budget is the address's, not the
+/// connection's; queries (even garbage) are charged; refusals carry a
+/// parseable retry hint; a forwarding header counts only when configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_per_client_address_and_queries_cost_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let mut store = Store::open(&store_dir).unwrap();
+    import(&mut store, "combo-1.txt");
+    drop(store);
+    let dbs = {
+        let d = store_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            server::load_collections(
+                &d,
+                &BuildOptions {
+                    progress: false,
+                    force: false,
+                },
+            )
+            .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let limits = Limits {
+        oprf_elements_per_sec: 1,
+        oprf_burst: 3000,
+        queries_per_minute: 1,
+        query_burst: 3,
+        ..Limits::default()
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        limits: limits.clone(),
+    };
+    let handle = server::serve(dbs, &config).await.unwrap();
+    let addr = handle.local_addr().to_string();
+
+    // Many connections from one address share one OPRF budget, and a
+    // forwarding header is ignored when not configured (clients forge it).
+    for i in 0..3 {
+        let mut c = connect(&addr).await;
+        let forged = format!("192.0.2.{i}");
+        oprf_from(&mut c, 1000, Some(&forged)).await.unwrap();
+    }
+    let mut c = connect(&addr).await;
+    let refused = oprf_from(&mut c, 1000, Some("192.0.2.99"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("this client's OPRF rate limit"),
+        "{}",
+        refused.message()
+    );
+    // 1000 elements at 1/s: most of 1000 s to wait.
+    let hint = pushback_ms(&refused);
+    assert!((900_000..=1_000_000).contains(&hint), "{hint}");
+
+    // Queries are charged, garbage or not: 3 per client, then refused.
+    for _ in 0..3 {
+        let mut c = connect(&addr).await;
+        assert_eq!(
+            query_status(&mut c, CRED as i32, b"garbage".to_vec()).await,
+            Code::InvalidArgument
+        );
+    }
+    let mut c = connect(&addr).await;
+    let refused = c
+        .query(pb::QueryRequest {
+            collection: CRED as i32,
+            query: b"garbage".to_vec(),
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("query rate limit"),
+        "{}",
+        refused.message()
+    );
+    assert!(pushback_ms(&refused) > 1000);
+    handle.shutdown().await.unwrap();
+
+    // Behind a proxy: with the header configured, its rightmost entry is
+    // the client; a missing header falls back to the socket address.
+    let dbs = {
+        let d = store_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            server::load_collections(&d, &BuildOptions::default()).unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        limits: Limits {
+            client_ip_header: Some("x-forwarded-for".into()),
+            ..limits
+        },
+    };
+    let handle = server::serve(dbs, &config).await.unwrap();
+    let mut c = connect(&handle.local_addr().to_string()).await;
+    oprf_from(&mut c, 2048, Some("203.0.113.5, 192.0.2.10"))
+        .await
+        .unwrap();
+    oprf_from(&mut c, 2048, Some("203.0.113.5, 192.0.2.11"))
+        .await
+        .unwrap();
+    oprf_from(&mut c, 2048, None).await.unwrap();
+    // The same rightmost entry is the same client, whatever is to its left.
+    let refused = oprf_from(&mut c, 2048, Some("198.51.100.1, 192.0.2.10"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    // Malformed: the socket address, whose budget is used up as well.
+    let refused = oprf_from(&mut c, 2048, Some("192.0.2.12, unknown"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    handle.shutdown().await.unwrap();
+}
+
+/// Calls `f` until it succeeds, sleeping for the server's retry hint after
+/// each `RESOURCE_EXHAUSTED` (as a well-behaved client does); counts the
+/// retries. Any other error, or more than 30 retries, fails the test.
+async fn with_retries<T, F, Fut>(retries: &mut u32, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(s) if s.code() == Code::ResourceExhausted && *retries < 30 => {
+                *retries += 1;
+                tokio::time::sleep(Duration::from_millis(pushback_ms(&s))).await;
+            }
+            Err(s) => panic!("gave up after {retries} retries: {s:?}"),
+        }
+    }
+}
+
+/// A vault check as the client does it: per collection, rounds of up to
+/// 1024 items (one EvaluateOprf, one Query each), retrying on the server's
+/// hint. Returns the matches per collection and the retries needed.
+async fn vault_check(
+    addr: String,
+    vault: Vec<(pb::Collection, Vec<[u8; 32]>)>,
+) -> (Vec<usize>, u32) {
+    let mut client = connect(&addr).await;
+    let mut retries = 0;
+    let mut matches = Vec::new();
+    for (collection, items) in vault {
+        let receiver =
+            std::sync::Arc::new(Receiver::new(params(&mut client, collection).await).unwrap());
+        let mut matched = 0;
+        for round in items.chunks(1024) {
+            let refs: Vec<&[u8]> = round.iter().map(|i| i.as_slice()).collect();
+            let (req, pending) = receiver.oprf_request(&refs).unwrap();
+            let blinded_elements: Vec<Vec<u8>> = req.elements.iter().map(|e| e.to_vec()).collect();
+            let resp = with_retries(&mut retries, || {
+                let mut c = client.clone();
+                let blinded_elements = blinded_elements.clone();
+                async move {
+                    c.evaluate_oprf(pb::OprfRequest {
+                        collection: collection as i32,
+                        blinded_elements,
+                    })
+                    .await
+                }
+            })
+            .await
+            .into_inner();
+            let resp = OprfResponse {
+                elements: resp
+                    .evaluated_elements
+                    .iter()
+                    .map(|e| e.as_slice().try_into().unwrap())
+                    .collect(),
+            };
+            let r = receiver.clone();
+            let (query, state) =
+                tokio::task::spawn_blocking(move || r.create_query(pending, &resp).unwrap())
+                    .await
+                    .unwrap();
+            let query = query.to_wire();
+            let mut stream = with_retries(&mut retries, || {
+                let mut c = client.clone();
+                let query = query.clone();
+                async move {
+                    c.query(pb::QueryRequest {
+                        collection: collection as i32,
+                        query,
+                    })
+                    .await
+                }
+            })
+            .await
+            .into_inner();
+            let mut parts = Vec::new();
+            while let Some(p) = stream.message().await.unwrap() {
+                parts.push(ResultPart::from_wire(&p.result_part).unwrap());
+            }
+            let r = receiver.clone();
+            let results = tokio::task::spawn_blocking(move || r.decode(&state, &parts).unwrap())
+                .await
+                .unwrap();
+            matched += results.iter().filter(|m| m.matched).count();
+        }
+        matches.push(matched);
+    }
+    (matches, retries)
+}
+
+/// The default limits admit normal use from one address (loopback) with a
+/// client that retries on the hint: 8 simultaneous checks of a 60-entry
+/// vault and a 10,000-entry vault check, all at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_limits_admit_8_small_vaults_and_a_10000_entry_vault_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let mut store = Store::open(&store_dir).unwrap();
+    import(&mut store, "combo-1.txt");
+    drop(store);
+    let dbs = {
+        let d = store_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            server::load_collections(&d, &BuildOptions::default()).unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let config = ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        limits: Limits::default(),
+    };
+    let handle = server::serve(dbs, &config).await.unwrap();
+    let addr = handle.local_addr().to_string();
+    let breached_pair = credential_item("bob.novak@post.example", "bayern:3893");
+    let breached_password = password_item("dragon");
+    let vault = |entries: usize, tag: &str| {
+        let mut creds: Vec<[u8; 32]> = (0..entries)
+            .map(|i| {
+                credential_item(
+                    &format!("{tag}-{i}@vault.example"),
+                    &format!("pw-{tag}-{i}"),
+                )
+            })
+            .collect();
+        let mut pwds: Vec<[u8; 32]> = (0..entries)
+            .map(|i| password_item(&format!("pw-{tag}-{i}")))
+            .collect();
+        creds[entries / 2] = breached_pair;
+        pwds[entries / 3] = breached_password;
+        vec![(CRED, creds), (PWD, pwds)]
+    };
+    let mut checks = tokio::task::JoinSet::new();
+    checks.spawn(vault_check(addr.clone(), vault(10_000, "big")));
+    for i in 0..8 {
+        checks.spawn(vault_check(addr.clone(), vault(60, &format!("small{i}"))));
+    }
+    let mut total_retries = 0;
+    while let Some(result) = checks.join_next().await {
+        let (matches, retries) = result.unwrap();
+        assert_eq!(
+            matches,
+            [1, 1],
+            "each vault holds one breached pair and password"
+        );
+        total_retries += retries;
+    }
+    eprintln!("all 9 vault checks succeeded after {total_retries} retries in all");
+    handle.shutdown().await.unwrap();
 }
 
 fn import(store: &mut Store, name: &str) {
