@@ -9,13 +9,19 @@
 //! - [`psi_db`]: the PSI sender database of each collection, built from
 //!   the store, saved next to it and refreshed incrementally; OPRF keys.
 //! - [`service`]: the `breach.v1.BreachCheck` gRPC service and its limits.
-//! - [`server`]: binding, serving (with gRPC health), graceful shutdown;
-//!   [`server::serve`] returns a [`server::ServerHandle`] for tests and
-//!   embedding.
+//! - [`server`]: binding (host names too), serving (with gRPC health and
+//!   reflection), graceful shutdown; [`server::serve`] returns a
+//!   [`server::ServerHandle`] for tests and embedding.
+//! - [`tls`]: server TLS and mutual TLS from PEM files, development
+//!   certificates (`dev-cert`).
+//! - [`health`]: what `grpc.health.v1.Health` reports, per collection.
+//! - [`metrics`]: the Prometheus exporter, metric names and descriptions,
+//!   request counting.
+//! - [`logging`]: text or JSON logs.
 //! - [`demo`]: the fixture corpus embedded in the binary, served when no
 //!   store is given.
 //! - [`cli`]: the `breach-server` command line (`import`, `build`,
-//!   `serve`, `stats`).
+//!   `serve`, `stats`, `dev-cert`).
 //!
 //! Items are encoded with [`breach_proto::encoding`], the same code the
 //! client uses.
@@ -24,10 +30,14 @@
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod health;
 pub mod import;
+pub mod logging;
+pub mod metrics;
 pub mod psi_db;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 pub use error::{Error, Result};

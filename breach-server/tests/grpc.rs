@@ -473,6 +473,7 @@ async fn library_serve_refreshes_after_import() {
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         limits: Limits::default(),
+        ..ServeConfig::default()
     };
 
     let built = build(false).await.unwrap();
