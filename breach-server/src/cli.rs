@@ -417,7 +417,18 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
         .build()
         .map_err(|e| Error::Transport(format!("starting the async runtime: {e}")))?;
     // Bind first, so that an unusable address is reported at once.
-    let listener = runtime.block_on(server::bind(&config.listen))?;
+    let listener = runtime.block_on(async {
+        let listener = server::bind(&config.listen).await?;
+        if let Some(addr) = config.metrics_listen {
+            crate::metrics::install(addr)?;
+        }
+        Ok::<_, Error>(listener)
+    })?;
+    // Installed above.
+    let config = ServeConfig {
+        metrics_listen: None,
+        ..config
+    };
     let store_dir = match &args.store {
         Some(dir) => dir.clone(),
         None => {
@@ -448,7 +459,7 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
         let handle = server::serve_on(listener, dbs, &config).await?;
         // `listening on` comes last: scripts read up to it and may close
         // the pipe then.
-        if let Some(m) = config.metrics_listen {
+        if let Some(m) = args.metrics_listen {
             writeln!(out, "metrics on http://{m}/metrics").map_err(stdout_err)?;
         }
         writeln!(out, "listening on {}", handle.local_addr()).map_err(stdout_err)?;

@@ -53,6 +53,10 @@ pub mod dev_files {
     pub const CLIENT_KEY: &str = "client-key.pem";
 }
 
+/// Longest a client may take to complete the TLS handshake; slower ones
+/// are disconnected, so idle half-open connections cannot pile up.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Days a development certificate is valid.
 pub const DEV_CERT_DAYS: i64 = 365;
 
@@ -177,7 +181,9 @@ impl TlsFiles {
                 ));
             }
         }
-        let mut tonic = ServerTlsConfig::new().identity(Identity::from_pem(&cert_pem, &key_pem));
+        let mut tonic = ServerTlsConfig::new()
+            .identity(Identity::from_pem(&cert_pem, &key_pem))
+            .timeout(HANDSHAKE_TIMEOUT);
         if let Some(ca) = &self.client_ca {
             let ca_pem = read(ca, "client CA certificate")?;
             certificates(ca, &ca_pem, "client CA certificate")?;

@@ -794,6 +794,20 @@ fn cli_errors_name_the_file_or_address_once() {
     let addr = busy.local_addr().unwrap().to_string();
     let e = stderr_of(&["serve", "--store", "/nonexistent-store", "--listen", &addr]);
     assert!(e.contains(&addr) && e.contains("in use"), "{e}");
+    // The same for the metrics address, before any store is opened.
+    let e = stderr_of(&[
+        "serve",
+        "--store",
+        "/nonexistent-store",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        &addr,
+    ]);
+    assert!(
+        e.contains(&addr) && e.contains("--metrics-listen") && e.contains("in use"),
+        "{e}"
+    );
 
     // A missing store is reported once, too.
     let e = stderr_of(&[
