@@ -222,8 +222,8 @@ pub struct ServeArgs {
     /// Where the demo store lives when --store is not given.
     #[arg(long, value_name = "DIR", conflicts_with = "store")]
     pub data_dir: Option<PathBuf>,
-    /// Address to listen on, HOST:PORT (host name, IPv4 or [IPv6]); port 0
-    /// picks a free port.
+    /// Address to listen on, HOST:PORT (a host name, an IPv4 address, or an
+    /// IPv6 address in brackets); port 0 picks a free port.
     #[arg(long, value_name = "HOST:PORT", default_value = server::DEFAULT_LISTEN)]
     pub listen: String,
     /// Serve over TLS with this certificate chain (PEM, leaf first).
