@@ -641,7 +641,7 @@ async fn metrics_are_scraped_and_logs_are_json() {
         check_passwords(channel.clone(), &[pw, secret, "x"]).await,
         [Some(count), None, None]
     );
-    let mut client = BreachCheckClient::new(channel);
+    let mut client = BreachCheckClient::new(channel.clone());
     client
         .get_parameters(pb::GetParametersRequest {})
         .await
@@ -661,7 +661,36 @@ async fn metrics_are_scraped_and_logs_are_json() {
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
     }
 
-    let text = scrape(&metrics_addr);
+    // A stream the client abandons (a health Watch) counts as CANCELLED
+    // once the server notices.
+    let mut health = HealthClient::new(channel);
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: health::SERVICE.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    drop(watch);
+    let watch_cancelled = [
+        r#"rpc="grpc.health.v1.Health/Watch""#,
+        r#"code="CANCELLED""#,
+    ];
+    let mut text = scrape(&metrics_addr);
+    for _ in 0..100 {
+        if sample(&text, "breach_requests_total", &watch_cancelled).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        text = scrape(&metrics_addr);
+    }
+    assert_eq!(
+        sample(&text, "breach_requests_total", &watch_cancelled),
+        Some(1.0),
+        "{text}"
+    );
     let rq = "breach_requests_total";
     assert_eq!(
         sample(&text, rq, &[r#"rpc="GetParameters""#, r#"code="OK""#]),
@@ -806,6 +835,21 @@ fn cli_errors_name_the_file_or_address_once() {
     ]);
     assert!(
         e.contains(&addr) && e.contains("--metrics-listen") && e.contains("in use"),
+        "{e}"
+    );
+
+    // With JSON logs the failure is a JSON line too.
+    let e = stderr_of(&[
+        "--log-format",
+        "json",
+        "stats",
+        "--store",
+        "/nonexistent-store",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(e.trim()).unwrap_or_else(|_| panic!("{e}"));
+    assert_eq!(v["level"], "ERROR", "{e}");
+    assert!(
+        v["error"].as_str().unwrap().contains("/nonexistent-store"),
         "{e}"
     );
 
