@@ -73,11 +73,20 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-/// A checked, loaded TLS configuration for the server.
-#[derive(Clone, Debug)]
+/// A checked, loaded TLS configuration for the server. It holds the
+/// private key; its `Debug` shows only the file names.
+#[derive(Clone)]
 pub struct TlsConfig {
     files: TlsFiles,
     tonic: ServerTlsConfig,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsConfig {
@@ -375,6 +384,11 @@ mod tests {
         }
         let cfg = files(&dir).load().unwrap();
         assert!(cfg.mutual());
+        let shown = format!("{cfg:?}");
+        assert!(
+            shown.contains("server-key.pem") && !shown.contains("PRIVATE KEY"),
+            "{shown}"
+        );
         let e = write_dev_cert(&dir, false).unwrap_err().to_string();
         assert!(e.contains("server-key.pem") && e.contains("--force"), "{e}");
         let before = fs::read(&dc.ca_cert).unwrap();
