@@ -14,10 +14,12 @@ use crate::demo;
 use crate::error::{Error, Result};
 use crate::import::{self, Format, ImportOptions, ImportReport, Outcome};
 use crate::live::{self, Catalog, ReloadConfig, Reloader};
+use crate::logging::LogFormat;
 use crate::psi_db::{self, BuildAction, BuildOptions, BuildReport};
 use crate::server::{self, ServeConfig};
 use crate::service::Limits;
 use crate::store::{Collection, DB_FILE_NAME, Store};
+use crate::tls::{self, TlsFiles};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -33,6 +35,10 @@ Examples:
 
   # What the store and its PSI databases hold
   breach-server stats --store ./store
+
+  # TLS with a development certificate for localhost
+  breach-server dev-cert --out ./tls
+  breach-server serve --tls-cert ./tls/server.pem --tls-key ./tls/server-key.pem
 
 Logs go to stderr; RUST_LOG=debug (or warn, ...) changes how much.";
 
@@ -59,12 +65,27 @@ Examples:
   # Behind a reverse proxy that appends the client address to X-Forwarded-For
   breach-server serve --store ./store --client-ip-header x-forwarded-for
 
+  # TLS, mutual TLS, Prometheus metrics, JSON logs
+  breach-server serve --tls-cert server.pem --tls-key server-key.pem
+  breach-server serve --tls-cert server.pem --tls-key server-key.pem --tls-client-ca clients-ca.pem
+  breach-server serve --metrics-listen 127.0.0.1:9090     # curl http://127.0.0.1:9090/metrics
+  breach-server --log-format json serve
+
 On start it prints `listening on ADDR` (the real port when --listen asks for
 port 0) on stdout, then `ready on ADDR` once every database is loaded.
 After `import` + `build` on the same store, the new databases are swapped in
 without a restart (`kill -HUP PID` makes it look at once). Ctrl-C or SIGTERM
 stops it after running requests finish.
-Health: grpc.health.v1.Health reports SERVING for breach.v1.BreachCheck.";
+Health (grpc.health.v1.Health): `breach.v1.BreachCheck/credentials` and
+`breach.v1.BreachCheck/passwords` are SERVING while that collection has a
+database loaded; `breach.v1.BreachCheck` and \"\" when all of them are.
+gRPC server reflection (v1 and v1alpha) lets grpcurl list and describe the API.";
+
+const DEV_CERT_HELP: &str = "\
+Example:
+  breach-server dev-cert --out ./tls
+  breach-server serve --tls-cert ./tls/server.pem --tls-key ./tls/server-key.pem
+  breach-client check-password --server https://localhost:50051 --ca-cert ./tls/ca.pem";
 
 /// Command-line arguments of `breach-server`.
 #[derive(Debug, Parser)]
@@ -85,6 +106,10 @@ Health: grpc.health.v1.Health reports SERVING for breach.v1.BreachCheck.";
     after_help = AFTER_HELP
 )]
 pub struct Cli {
+    /// Log format on stderr: `text`, or `json` (one object per line) for
+    /// log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -167,6 +192,34 @@ pub enum Command {
         after_help = "Example:\n  breach-server stats --store ./store"
     )]
     Stats(StatsArgs),
+    /// Write a development CA and a TLS certificate for localhost.
+    #[command(
+        long_about = "Write a development CA and a TLS certificate for localhost.\n\n\
+            Writes into DIR: ca.pem (the CA certificate clients trust with \
+            --ca-cert), server.pem and server-key.pem (a certificate for DNS name \
+            localhost and IP addresses 127.0.0.1 and ::1, signed by that CA, for \
+            `serve --tls-cert/--tls-key`), and client.pem and client-key.pem (a \
+            client certificate for trying mutual TLS with `serve --tls-client-ca \
+            DIR/ca.pem`). Keys are ECDSA P-256, written with mode 0600; the \
+            certificates are valid for 365 days. The CA's key is not kept, so \
+            nothing else can be signed with it. Existing files are not replaced \
+            unless --force is given.\n\n\
+            For development and tests only: production servers need a \
+            certificate from a CA their clients already trust.",
+        after_help = DEV_CERT_HELP
+    )]
+    DevCert(DevCertArgs),
+}
+
+/// Arguments of `breach-server dev-cert`.
+#[derive(Debug, Args)]
+pub struct DevCertArgs {
+    /// Directory to write the certificates and keys into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Arguments of `breach-server build`.
@@ -189,9 +242,22 @@ pub struct ServeArgs {
     /// Where the demo store lives when --store is not given.
     #[arg(long, value_name = "DIR", conflicts_with = "store")]
     pub data_dir: Option<PathBuf>,
-    /// Address to listen on; port 0 picks a free port.
-    #[arg(long, value_name = "ADDR", default_value = server::DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
+    /// Address to listen on, HOST:PORT (a host name, an IPv4 address, or an
+    /// IPv6 address in brackets); port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT", default_value = server::DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Serve over TLS with this certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM; must not be readable by others).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM): mutual TLS.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics over HTTP on this address (off by default).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Largest gRPC message accepted or sent, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes)]
     pub max_message_bytes: usize,
@@ -274,9 +340,27 @@ impl ServeArgs {
             client_ip_header: self.client_ip_header.clone(),
         };
         limits.validate()?;
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                }
+                .load()?,
+            ),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "--tls-cert and --tls-key must be given together".into(),
+                ));
+            }
+        };
         Ok(ServeConfig {
-            listen: self.listen,
+            listen: self.listen.clone(),
             limits,
+            tls,
+            metrics_listen: self.metrics_listen,
         })
     }
 }
@@ -341,7 +425,30 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(args) => build(&args, &mut out),
         Command::Serve(args) => serve(&args, &mut out),
         Command::Stats(args) => stats(&args, &mut out),
+        Command::DevCert(args) => dev_cert(&args, &mut out),
     }
+}
+
+fn dev_cert(args: &DevCertArgs, out: &mut impl Write) -> Result<()> {
+    let written = tls::write_dev_cert(&args.out, args.force)?;
+    let d = |p: &std::path::Path| p.display().to_string();
+    writeln!(
+        out,
+        "wrote {} (CA), {} and {} (server, for localhost, 127.0.0.1, ::1), \
+         {} and {} (client, for mutual TLS); valid {} days\n\
+         serve:  breach-server serve --tls-cert {} --tls-key {}\n\
+         check:  breach-client check-password --server https://localhost:50051 --ca-cert {}",
+        d(&written.ca_cert),
+        d(&written.server_cert),
+        d(&written.server_key),
+        d(&written.client_cert),
+        d(&written.client_key),
+        tls::DEV_CERT_DAYS,
+        d(&written.server_cert),
+        d(&written.server_key),
+        d(&written.ca_cert),
+    )
+    .map_err(stdout_err)
 }
 
 fn build(args: &BuildArgs, out: &mut impl Write) -> Result<()> {
@@ -379,22 +486,27 @@ fn write_build_report(r: &BuildReport, out: &mut impl Write) -> io::Result<()> {
 
 fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
     let config = args.config()?;
-    // A mistyped --store fails before anything else happens.
-    if let Some(dir) = &args.store
-        && !dir.join(DB_FILE_NAME).is_file()
-    {
-        return Err(Error::NoStore { path: dir.clone() });
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Transport(format!("starting the async runtime: {e}")))?;
     runtime.block_on(async {
-        // Bind first: "address in use" shows at once, and health says
-        // NOT_SERVING while the databases load.
+        // Bind first: an unusable address is reported at once, and health
+        // says NOT_SERVING while the databases load.
+        let listener = server::bind(&config.listen).await?;
         let catalog = Arc::new(Catalog::new(&Collection::ALL));
-        let handle = server::serve_catalog(catalog.clone(), &config).await?;
+        let handle = server::serve_on(listener, catalog.clone(), &config).await?;
+        // A mistyped --store fails next (after the addresses, which fail
+        // first), before anything is printed.
+        if let Some(dir) = &args.store
+            && !dir.join(DB_FILE_NAME).is_file()
+        {
+            return Err(Error::NoStore { path: dir.clone() });
+        }
         let addr = handle.local_addr();
+        if let Some(m) = args.metrics_listen {
+            writeln!(out, "metrics on http://{m}/metrics").map_err(stdout_err)?;
+        }
         writeln!(out, "listening on {addr}").map_err(stdout_err)?;
         out.flush().map_err(stdout_err)?;
 
@@ -449,8 +561,11 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
             .map(|db| format!("{} generation {}", db.collection, db.generation))
             .collect();
         tracing::info!(databases = %generations.join(", "), "ready");
-        writeln!(out, "ready on {addr}").map_err(stdout_err)?;
-        out.flush().map_err(stdout_err)?;
+        // `ready on` is the last line on stdout: scripts may stop reading
+        // (and close the pipe) there, so a failed write is only logged.
+        if let Err(e) = writeln!(out, "ready on {addr}").and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "cannot write `ready on` to stdout");
+        }
         let hup = tokio::spawn(async move {
             use tokio::signal::unix::{SignalKind, signal};
             let Ok(mut hup) = signal(SignalKind::hangup()) else {

@@ -11,26 +11,29 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    // The variants that wrap another error print it in their message and
+    // do not also return it from `source()`: a report that walks the chain
+    // (anyhow's `{:#}`) would print the cause twice otherwise.
     /// SQLite failed (I/O, lock timeout, corruption, ...).
     #[error("store database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
 
     /// Reading or creating a file or directory failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The file or directory concerned.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, not the `source()` chain).
+        cause: std::io::Error,
     },
 
     /// The CSV reader failed on an I/O error while reading a file.
-    #[error("{}: reading CSV: {source}", path.display())]
+    #[error("{}: reading CSV: {cause}", path.display())]
     Csv {
         /// The file concerned.
         path: PathBuf,
-        /// The underlying error.
-        source: csv::Error,
+        /// The underlying error (in the message, not the `source()` chain).
+        cause: csv::Error,
     },
 
     /// The store was written by a different schema version.
@@ -184,6 +187,29 @@ pub enum Error {
     /// The gRPC transport failed (binding, serving).
     #[error("gRPC transport: {0}")]
     Transport(String),
+
+    /// The listen address cannot be used (in use, not local, not resolvable).
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address as given (host name or IP address, and port).
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// A TLS certificate or key file is missing, unreadable, malformed,
+    /// too widely readable, or does not match its counterpart.
+    #[error("{}: {reason}", path.display())]
+    Tls {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The Prometheus metrics exporter could not start.
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 /// Metadata key of the retry hint on `RESOURCE_EXHAUSTED` (gRPC A6 retry
@@ -251,11 +277,48 @@ fn internal(e: &Error) -> tonic::Status {
     tonic::Status::internal("internal server error")
 }
 
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(e)
+    }
+}
+
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
-            source,
+            cause,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report that walks the `source()` chain (as `anyhow`'s `{:#}` does)
+    /// names each cause once.
+    #[test]
+    fn causes_are_printed_once() {
+        let not_found = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let cases = [
+            Error::io("/nowhere/x", not_found()),
+            Error::Csv {
+                path: "/nowhere/x.csv".into(),
+                cause: csv::Error::from(not_found()),
+            },
+            Error::from(rusqlite::Error::InvalidQuery),
+        ];
+        for e in cases {
+            let shown = e.to_string();
+            let report = format!("{:#}", anyhow::Error::from(e));
+            assert_eq!(report, shown, "the chain adds nothing the message lacks");
+        }
+        let io = format!(
+            "{:#}",
+            anyhow::Error::from(Error::io("/nowhere/x", not_found()))
+        );
+        assert_eq!(io.matches("entity not found").count(), 1, "{io}");
+        assert!(io.starts_with("/nowhere/x: "), "{io}");
     }
 }

@@ -698,9 +698,9 @@ impl Importer<'_> {
 
     fn run_csv(&mut self, file: File) -> Result<()> {
         let path = self.path;
-        let csv_err = |source| Error::Csv {
+        let csv_err = |cause| Error::Csv {
             path: path.to_path_buf(),
-            source,
+            cause,
         };
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)

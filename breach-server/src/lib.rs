@@ -11,15 +11,21 @@
 //! - [`live`]: the databases in service, swapped without downtime when
 //!   `build` writes a new generation.
 //! - [`service`]: the `breach.v1.BreachCheck` gRPC service and its limits.
+//! - [`server`]: binding (host names too), serving (with gRPC health and
+//!   reflection), graceful shutdown; [`server::serve`] returns a
+//!   [`server::ServerHandle`] for tests and embedding.
 //! - [`limits`]: per-client (IPv4 address, IPv6 /64) and server-wide rate
 //!   budgets and concurrent-query slots; who a request is charged to.
-//! - [`server`]: binding, serving (with gRPC health), graceful shutdown;
-//!   [`server::serve`] returns a [`server::ServerHandle`] for tests and
-//!   embedding.
+//! - [`tls`]: server TLS and mutual TLS from PEM files, development
+//!   certificates (`dev-cert`).
+//! - [`health`]: what `grpc.health.v1.Health` reports, per collection.
+//! - [`metrics`]: the Prometheus exporter, metric names and descriptions,
+//!   request counting.
+//! - [`logging`]: text or JSON logs.
 //! - [`demo`]: the fixture corpus embedded in the binary, served when no
 //!   store is given.
 //! - [`cli`]: the `breach-server` command line (`import`, `build`,
-//!   `serve`, `stats`).
+//!   `serve`, `stats`, `dev-cert`).
 //!
 //! Items are encoded with [`breach_proto::encoding`], the same code the
 //! client uses.
@@ -28,12 +34,16 @@
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod health;
 pub mod import;
 pub mod limits;
 pub mod live;
+pub mod logging;
+pub mod metrics;
 pub mod psi_db;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 pub use error::{Error, Result};

@@ -147,6 +147,11 @@ impl Catalog {
             .collect()
     }
 
+    /// A receiver that sees a change after every swap.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// Whether every configured collection has a database.
     pub fn is_ready(&self) -> bool {
         self.slots.values().all(|s| s.db.load().is_some())

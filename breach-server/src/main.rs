@@ -1,26 +1,25 @@
-//! `breach-server`: parses the command line and hands it to
-//! [`breach_server::cli::run`].
+//! `breach-server`: parses the command line, sets up logging and hands it
+//! to [`breach_server::cli::run`].
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use breach_server::logging::LogFormat;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let cli = breach_server::cli::Cli::parse();
+    let log_format = cli.log_format;
+    breach_server::logging::init(log_format);
     match breach_server::cli::run(cli).map_err(anyhow::Error::from) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            if log_format == LogFormat::Json {
+                // Keep stderr all JSON lines for the log shipper.
+                tracing::error!(error = format!("{e:#}"), "breach-server failed");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }

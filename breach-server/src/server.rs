@@ -1,6 +1,7 @@
-//! Running the gRPC server: load the sender databases, bind, serve
-//! `breach.v1.BreachCheck` and the standard `grpc.health.v1.Health`
-//! service, stop gracefully.
+//! Running the gRPC server: bind, serve `breach.v1.BreachCheck`, the
+//! standard `grpc.health.v1.Health` service and gRPC server reflection (v1
+//! and v1alpha), optionally over TLS and with Prometheus metrics; stop
+//! gracefully.
 //!
 //! ```no_run
 //! # async fn demo() -> breach_server::Result<()> {
@@ -8,7 +9,7 @@
 //! use breach_server::server::{ServeConfig, load_collections, serve};
 //!
 //! let dbs = load_collections("./store".as_ref(), &BuildOptions::default())?;
-//! let config = ServeConfig { listen: "127.0.0.1:0".parse().unwrap(), ..ServeConfig::default() };
+//! let config = ServeConfig { listen: "localhost:0".into(), ..ServeConfig::default() };
 //! let handle = serve(dbs, &config).await?;
 //! println!("listening on {}", handle.local_addr());
 //! handle.shutdown().await?;
@@ -20,18 +21,21 @@ use std::path::Path;
 use std::sync::Arc;
 
 use breach_proto::v1::breach_check_server::BreachCheckServer;
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::codegen::http;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::server::HealthReporter;
 use tower::util::MapResponseLayer;
 
 use crate::error::{Error, Result};
+use crate::health::HealthState;
 use crate::live::Catalog;
+use crate::metrics::RequestMetricsLayer;
 use crate::psi_db::{self, BuildOptions, BuildReport, CollectionDb};
 use crate::service::{BreachService, Limits};
 use crate::store::{Collection, DB_FILE_NAME, Store};
+use crate::tls::TlsConfig;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -39,20 +43,81 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Checked configuration of a server.
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
-    /// Address to listen on (port 0 picks a free port; see
-    /// [`ServerHandle::local_addr`]).
-    pub listen: SocketAddr,
+    /// Address to listen on, `HOST:PORT` (a host name such as `localhost`,
+    /// an IPv4 address, or `[IPv6]`); port 0 picks a free port (see
+    /// [`ServerHandle::local_addr`]). A host name is resolved and the first
+    /// of its addresses that can be bound is used.
+    pub listen: String,
     /// Limits enforced on requests.
     pub limits: Limits,
+    /// TLS (and mutual TLS) configuration; plaintext when `None`.
+    pub tls: Option<TlsConfig>,
+    /// Where to serve Prometheus metrics over HTTP; off when `None`. The
+    /// recorder is process-wide: one server per process can have it.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
-            listen: DEFAULT_LISTEN.parse().expect("constant address parses"),
+            listen: DEFAULT_LISTEN.to_string(),
             limits: Limits::default(),
+            tls: None,
+            metrics_listen: None,
         }
     }
+}
+
+/// Binds `listen` (`HOST:PORT`, see [`ServeConfig::listen`]): an IP
+/// address is bound as given; a host name is resolved and its addresses
+/// tried in order. Errors name the address and say why (in use, not an
+/// address of this host, cannot be resolved, ...).
+pub async fn bind(listen: &str) -> Result<TcpListener> {
+    let err = |reason: String| Error::Listen {
+        addr: listen.to_string(),
+        reason,
+    };
+    let addrs: Vec<SocketAddr> = match listen.parse::<SocketAddr>() {
+        Ok(a) => vec![a],
+        Err(_) => {
+            let (host, port) = listen.rsplit_once(':').ok_or_else(|| {
+                err("expected HOST:PORT (e.g. localhost:50051, 0.0.0.0:50051, [::]:50051)".into())
+            })?;
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(err(
+                    "expected HOST:PORT with a port in 0..=65535 (e.g. localhost:50051)".into(),
+                ));
+            }
+            tokio::net::lookup_host(listen)
+                .await
+                .map_err(|e| err(format!("cannot resolve {host}: {e}")))?
+                .collect()
+        }
+    };
+    let mut failures = Vec::new();
+    for addr in &addrs {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) => failures.push((*addr, e)),
+        }
+    }
+    let in_use = failures
+        .iter()
+        .any(|(_, e)| e.kind() == std::io::ErrorKind::AddrInUse);
+    let detail = failures
+        .iter()
+        .map(|(a, e)| format!("{a}: {e}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(err(match (in_use, failures.len()) {
+        (_, 0) => "the host name has no addresses".into(),
+        (true, _) => format!(
+            "address already in use ({detail}); is another server running there? \
+             Stop it or choose another --listen port"
+        ),
+        (false, 1) => failures[0].1.to_string(),
+        (false, _) => detail,
+    }))
 }
 
 /// Opens the store in `store_dir` and brings every collection's sender
@@ -88,7 +153,8 @@ pub fn build_all(
 pub struct ServerHandle {
     local_addr: SocketAddr,
     catalog: Arc<Catalog>,
-    health: HealthReporter,
+    health: HealthState,
+    health_sync: JoinHandle<()>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
 }
@@ -106,12 +172,17 @@ impl ServerHandle {
         &self.catalog
     }
 
+    /// The health state the server reports (to mark collections loaded or
+    /// not, e.g. around a database swap).
+    pub fn health(&self) -> &HealthState {
+        &self.health
+    }
+
     /// Stops accepting requests, lets running ones finish, and waits for
     /// the server to stop.
     pub async fn shutdown(mut self) -> Result<()> {
-        self.health
-            .set_not_serving::<BreachCheckServer<BreachService>>()
-            .await;
+        self.health_sync.abort();
+        self.health.shutting_down().await;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -173,52 +244,75 @@ fn remap_status<B>(mut response: http::Response<B>) -> http::Response<B> {
     response
 }
 
-/// Binds `config.listen` and serves `dbs` until [`ServerHandle::shutdown`].
-/// Must run inside a tokio runtime.
+/// Binds `config.listen` ([`bind`]) and serves `dbs` until
+/// [`ServerHandle::shutdown`]. Must run inside a tokio runtime.
 pub async fn serve(dbs: Vec<CollectionDb>, config: &ServeConfig) -> Result<ServerHandle> {
-    serve_catalog(Arc::new(Catalog::with_databases(dbs)?), config).await
+    let listener = bind(&config.listen).await?;
+    serve_on(listener, Arc::new(Catalog::with_databases(dbs)?), config).await
 }
 
-/// Binds `config.listen` and serves whatever `catalog` holds, at once: a
-/// collection without a database yet gets `UNAVAILABLE`, and the health
-/// service says `NOT_SERVING` until every collection has one. Databases
-/// can be swapped in at any time ([`crate::live`]).
-pub async fn serve_catalog(catalog: Arc<Catalog>, config: &ServeConfig) -> Result<ServerHandle> {
+/// Serves whatever `catalog` holds on an already bound `listener`
+/// (`config.listen` is not used) until [`ServerHandle::shutdown`], at
+/// once: a collection without a database yet gets `UNAVAILABLE`, and the
+/// health service says `NOT_SERVING` for it (and for the whole service)
+/// until it has one. Databases can be swapped in at any time
+/// ([`crate::live`]); health follows the catalog. Must run inside a tokio
+/// runtime.
+pub async fn serve_on(
+    listener: TcpListener,
+    catalog: Arc<Catalog>,
+    config: &ServeConfig,
+) -> Result<ServerHandle> {
     let service = BreachService::with_catalog(catalog.clone(), config.limits.clone())?;
-    let incoming = TcpIncoming::bind(config.listen)
-        .map_err(|e| Error::Transport(format!("binding {}: {e}", config.listen)))?
-        .with_nodelay(Some(true));
-    let local_addr = incoming
+    let local_addr = listener
         .local_addr()
         .map_err(|e| Error::Transport(format!("local address: {e}")))?;
-    let (health, health_service) = tonic_health::server::health_reporter();
-    if catalog.is_ready() {
-        health
-            .set_serving::<BreachCheckServer<BreachService>>()
-            .await;
-    } else {
-        health
-            .set_not_serving::<BreachCheckServer<BreachService>>()
-            .await;
-        let (health, catalog) = (health.clone(), catalog.clone());
-        tokio::spawn(async move {
-            catalog.wait_ready().await;
-            health
-                .set_serving::<BreachCheckServer<BreachService>>()
-                .await;
-        });
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    if let Some(addr) = config.metrics_listen {
+        crate::metrics::install(addr)?;
     }
+    let (health, health_service) = HealthState::new(catalog.collections()).await;
+    let health_sync = tokio::spawn(sync_health(catalog.clone(), health.clone()));
+    // Both reflection versions list every service served, themselves
+    // included.
+    let reflection = |b: tonic_reflection::server::Builder<'static>| {
+        b.register_encoded_file_descriptor_set(breach_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
+            .include_reflection_service(false)
+    };
+    let reflection_err =
+        |e: tonic_reflection::server::Error| Error::Config(format!("gRPC reflection: {e}"));
+    let reflection_v1 = reflection(tonic_reflection::server::Builder::configure())
+        .build_v1()
+        .map_err(reflection_err)?;
+    let reflection_v1alpha = reflection(tonic_reflection::server::Builder::configure())
+        .build_v1alpha()
+        .map_err(reflection_err)?;
     let max = config.limits.max_message_bytes;
     let breach = BreachCheckServer::new(service)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder
+            .tls_config(tls.server_config())
+            .map_err(|e| Error::Config(format!("TLS configuration: {e}")))?;
+    }
+    let router = builder
         // Dead peers and idle connections are dropped rather than held.
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
+        // Outermost: counts the status codes clients see.
+        .layer(RequestMetricsLayer)
         .layer(MapResponseLayer::new(remap_status))
         .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(breach);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -229,14 +323,38 @@ pub async fn serve_catalog(catalog: Arc<Catalog>, config: &ServeConfig) -> Resul
             .await
             .map_err(|e| Error::Transport(e.to_string()))
     });
-    tracing::info!(%local_addr, "serving breach.v1.BreachCheck and grpc.health.v1.Health");
+    let tls = match &config.tls {
+        None => "plaintext",
+        Some(t) if t.mutual() => "TLS, client certificates required",
+        Some(_) => "TLS",
+    };
+    tracing::info!(
+        %local_addr,
+        tls,
+        "serving breach.v1.BreachCheck, grpc.health.v1.Health and gRPC reflection"
+    );
     Ok(ServerHandle {
         local_addr,
         catalog,
         health,
+        health_sync,
         stop: Some(stop),
         task,
     })
+}
+
+/// Keeps the health service in step with the catalog: each collection
+/// SERVING while it has a database. Runs until aborted (at shutdown).
+async fn sync_health(catalog: Arc<Catalog>, health: HealthState) {
+    let mut changes = catalog.subscribe();
+    loop {
+        for c in catalog.collections() {
+            health.set_collection(c, catalog.get(c).is_ok()).await;
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -158,7 +158,9 @@ impl pb::breach_check_server::BreachCheck for BreachService {
         let result = async {
             let (db, req) = self.oprf_request(request.into_inner(), client)?;
             let n = req.elements.len();
+            let collection = db.collection;
             let resp = blocking(move || Ok(db.db.evaluate_oprf(&req)?)).await?;
+            crate::metrics::oprf_evaluated(collection, n);
             tracing::debug!(peer = ?peer, elements = n, elapsed = ?started.elapsed(), "EvaluateOprf");
             Ok::<_, Error>(pb::OprfResponse {
                 evaluated_elements: resp.elements.iter().map(|e| e.to_vec()).collect(),
@@ -211,6 +213,7 @@ async fn answer(
     let collection = db.collection;
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        let _in_flight = crate::metrics::QueryInFlight::start();
         let started = Instant::now();
         let result = psi_core::Query::from_wire(&query)
             .and_then(|q| {
@@ -225,6 +228,7 @@ async fn answer(
             .map_err(Error::from);
         match result {
             Ok(()) => {
+                crate::metrics::query_answered(collection, "full", started.elapsed());
                 tracing::info!(%collection, peer = ?peer, elapsed = ?started.elapsed(), "query answered");
             }
             Err(_) if tx.is_closed() => {

@@ -518,6 +518,7 @@ async fn limits_are_per_client_address_and_queries_cost_tokens() {
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         limits: limits.clone(),
+        ..ServeConfig::default()
     };
     let handle = server::serve(dbs, &config).await.unwrap();
     let addr = handle.local_addr().to_string();
@@ -585,6 +586,7 @@ async fn limits_are_per_client_address_and_queries_cost_tokens() {
             client_ip_header: Some("x-forwarded-for".into()),
             ..limits
         },
+        ..ServeConfig::default()
     };
     let handle = server::serve(dbs, &config).await.unwrap();
     let mut c = connect(&handle.local_addr().to_string()).await;
@@ -721,6 +723,7 @@ async fn default_limits_admit_8_small_vaults_and_a_10000_entry_vault_at_once() {
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         limits: Limits::default(),
+        ..ServeConfig::default()
     };
     let handle = server::serve(dbs, &config).await.unwrap();
     let addr = handle.local_addr().to_string();
@@ -794,6 +797,7 @@ async fn library_serve_refreshes_after_import() {
     let config = ServeConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         limits: Limits::default(),
+        ..ServeConfig::default()
     };
 
     let built = build(false).await.unwrap();

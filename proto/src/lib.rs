@@ -4,6 +4,7 @@
 //!
 //! - [`v1`]: prost messages and tonic client/server code generated from
 //!   `proto/breach/v1/breach.proto` (service `breach.v1.BreachCheck`).
+//! - [`FILE_DESCRIPTOR_SET`]: the encoded schema, for gRPC server reflection.
 //! - [`encoding`]: the canonical encoding of a username/password pair or a
 //!   password into a 32-byte PSI item, and of a match [`Label`](encoding::Label).
 //!   Its module docs give the exact byte layout and test vectors.
@@ -29,6 +30,13 @@ pub mod encoding;
 pub mod v1 {
     tonic::include_proto!("breach.v1");
 }
+
+/// The encoded `google.protobuf.FileDescriptorSet` of
+/// `breach/v1/breach.proto` (with its comments), for gRPC server
+/// reflection (`tonic_reflection`'s `register_encoded_file_descriptor_set`)
+/// and other tools that need the schema at run time.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/breach_v1_descriptor.bin"));
 
 /// Errors of this crate's decoders.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
