@@ -668,6 +668,7 @@ impl Client {
             matches!(e, Error::Rpc { rpc: "Query", status }
                 if status.code() == tonic::Code::FailedPrecondition)
         };
+        let used = self.params();
         match self
             .query_collection(collection, items, options, budget)
             .await
@@ -676,7 +677,10 @@ impl Client {
             other => return other,
         }
         options.report(Progress::ParametersChanged { collection });
-        self.refresh(options, budget).await?;
+        // The other collection may have fetched them already.
+        if Arc::ptr_eq(&used, &self.params()) {
+            self.refresh(options, budget).await?;
+        }
         match self
             .query_collection(collection, items, options, budget)
             .await

@@ -189,9 +189,18 @@ where
         attempts.fetch_add(1, Ordering::SeqCst);
         let fut = attempt();
         async move {
+            let started = tokio::time::Instant::now();
             match tokio::time::timeout(deadline, fut).await {
-                Ok(result) => result,
+                // The server enforces the deadline too (grpc-timeout):
+                // tonic's server cancels the call when it passes.
                 Err(_) => Err(AttemptError::Deadline),
+                Ok(Err(AttemptError::Status(s)))
+                    if s.code() == tonic::Code::DeadlineExceeded
+                        || (s.code() == tonic::Code::Cancelled && started.elapsed() >= deadline) =>
+                {
+                    Err(AttemptError::Deadline)
+                }
+                Ok(result) => result,
             }
         }
     })
