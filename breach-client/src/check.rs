@@ -606,12 +606,7 @@ impl Client {
                 .map(|e| password_item(e.password.expose())),
         );
         let (cred_counts, pw_counts) = tokio::try_join!(
-            self.check_collection(
-                Collection::Credentials,
-                &credentials.items,
-                options,
-                budget
-            ),
+            self.check_collection(Collection::Credentials, &credentials.items, options, budget),
             self.check_collection(Collection::Passwords, &passwords.items, options, budget),
         )?;
         let results = vault
@@ -696,12 +691,7 @@ impl Client {
     }
 
     /// Most items one round may hold for `tier`.
-    fn round_capacity(
-        &self,
-        server: &ServerParams,
-        tier: &Tier,
-        options: &CheckOptions,
-    ) -> usize {
+    fn round_capacity(&self, server: &ServerParams, tier: &Tier, options: &CheckOptions) -> usize {
         // Cuckoo hashing fails well before a full table; stay under the
         // load thresholds (about 0.5 for two hash functions, 0.92 for
         // three or more). A round whose insertion still fails is split.
@@ -718,7 +708,11 @@ impl Client {
             .min(options.max_items_per_round.unwrap_or(usize::MAX))
             .clamp(1, psi_core::messages::MAX_OPRF_BATCH);
         // Keep the false-positive probability of a round below 2^-40.
-        while cap > 1 && params.validate_for_sizes(cap as u64, tier.item_count).is_err() {
+        while cap > 1
+            && params
+                .validate_for_sizes(cap as u64, tier.item_count)
+                .is_err()
+        {
             cap /= 2;
         }
         cap
@@ -923,7 +917,9 @@ impl Client {
                         .map_err(AttemptError::Status)?
                         .into_inner();
                     let mut parts: Vec<ResultPart> = Vec::new();
-                    while let Some(message) = stream.message().await.map_err(AttemptError::Status)? {
+                    while let Some(message) =
+                        stream.message().await.map_err(AttemptError::Status)?
+                    {
                         let part = ResultPart::from_wire(&message.result_part).map_err(|e| {
                             AttemptError::Other(protocol(format!("result part: {e}")))
                         })?;
@@ -1186,8 +1182,8 @@ mod tests {
 
     #[test]
     fn smallest_tier_that_fits_else_largest() {
-        let params = PsiParams::from_json(include_str!("../../psi-core/params/test-small.json"))
-            .unwrap();
+        let params =
+            PsiParams::from_json(include_str!("../../psi-core/params/test-small.json")).unwrap();
         let tier = |name: &str, max: u64| Tier {
             name: name.into(),
             params: params.clone(),
@@ -1203,7 +1199,10 @@ mod tests {
         assert_eq!(pick(5000), Some("full"));
         // A server before tiers: one tier without a limit.
         let legacy = [tier("full", u64::MAX)];
-        assert_eq!(choose_tier(&legacy, 1).map(|t| t.max_query_items), Some(u64::MAX));
+        assert_eq!(
+            choose_tier(&legacy, 1).map(|t| t.max_query_items),
+            Some(u64::MAX)
+        );
         assert!(choose_tier(&[], 1).is_none());
     }
 }

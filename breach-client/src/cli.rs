@@ -261,9 +261,10 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
 
 fn options(server: &ServerArgs, progress: &Spinner) -> anyhow::Result<CheckOptions> {
     let ca_certificate = match &server.ca_cert {
-        Some(path) => Some(std::fs::read(path).with_context(|| {
-            format!("cannot read the CA certificate {}", path.display())
-        })?),
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?,
+        ),
         None => None,
     };
     let retry = if server.retry_budget.is_zero() {

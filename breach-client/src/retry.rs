@@ -196,7 +196,8 @@ where
                 Err(_) => Err(AttemptError::Deadline),
                 Ok(Err(AttemptError::Status(s)))
                     if s.code() == tonic::Code::DeadlineExceeded
-                        || (s.code() == tonic::Code::Cancelled && started.elapsed() >= deadline) =>
+                        || (s.code() == tonic::Code::Cancelled
+                            && started.elapsed() >= deadline) =>
                 {
                     Err(AttemptError::Deadline)
                 }
@@ -334,7 +335,11 @@ mod tests {
             Duration::from_secs(5),
             || {
                 calls.fetch_add(1, Ordering::SeqCst);
-                let next = answers.lock().unwrap().next().expect("an answer per attempt");
+                let next = answers
+                    .lock()
+                    .unwrap()
+                    .next()
+                    .expect("an answer per attempt");
                 async move { next.map_err(AttemptError::Status) }
             },
             |_, _| {},
@@ -389,7 +394,9 @@ mod tests {
         };
         let (r, calls) = run::<u8>(
             policy,
-            (0..3).map(|_| Err(tonic::Status::unavailable("x"))).collect(),
+            (0..3)
+                .map(|_| Err(tonic::Status::unavailable("x")))
+                .collect(),
         );
         assert_eq!(calls, 3);
         assert!(
@@ -400,10 +407,7 @@ mod tests {
             budget: Duration::from_secs(2),
             ..RetryPolicy::default()
         };
-        let (r, calls) = run::<u8>(
-            policy,
-            (0..3).map(|_| Err(with_pushback("1500"))).collect(),
-        );
+        let (r, calls) = run::<u8>(policy, (0..3).map(|_| Err(with_pushback("1500"))).collect());
         assert_eq!(calls, 2);
         assert!(
             matches!(r, Err(CallError::GaveUp { attempts: 2, ref reason, .. }) if reason.contains("budget"))

@@ -42,7 +42,11 @@ impl Target {
         let tls = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
-            _ => return Err(invalid("expected http://HOST:PORT or https://HOST:PORT".into())),
+            _ => {
+                return Err(invalid(
+                    "expected http://HOST:PORT or https://HOST:PORT".into(),
+                ));
+            }
         };
         if uri.host().is_none_or(str::is_empty) {
             return Err(invalid("no host".into()));
@@ -94,10 +98,12 @@ pub(crate) async fn connect(url: &str, options: &CheckOptions) -> Result<Channel
     }
     match endpoint.connect().await {
         Ok(channel) => Ok(channel),
-        Err(e) => Err(diagnose(url, &target, &e).await.unwrap_or_else(|| Error::Connect {
-            url: url.to_owned(),
-            detail: error_chain(&e),
-        })),
+        Err(e) => Err(diagnose(url, &target, &e)
+            .await
+            .unwrap_or_else(|| Error::Connect {
+                url: url.to_owned(),
+                detail: error_chain(&e),
+            })),
     }
 }
 
@@ -221,7 +227,10 @@ pub(crate) async fn probe(host: &str, port: u16) -> Option<Speaks> {
         // A frame header: 24-bit length, type (4 = SETTINGS), flags.
         (filled >= 5 && head[3] == 0x04 && head[4] & !0x01 == 0).then_some(Speaks::PlainHttp2)
     };
-    tokio::time::timeout(PROBE_TIMEOUT, work).await.ok().flatten()
+    tokio::time::timeout(PROBE_TIMEOUT, work)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// An error and its causes, `: `-separated, each cause once (tonic's

@@ -241,7 +241,13 @@ fn server_errors_exit_2_with_the_status_message() {
         "{stderr}"
     );
     assert!(stderr.contains("GetParameters gave up after"), "{stderr}");
-    assert!(server.stats.get_parameters.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(
+        server
+            .stats
+            .get_parameters
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 2
+    );
     assert!(out.stdout.is_empty());
 
     let addr = {

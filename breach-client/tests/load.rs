@@ -17,14 +17,18 @@ use breach_client::{
     read_vault_file,
 };
 use common::{
-    Refusal, ServerConfig, TierSpec, databases, expected_report, fixtures_dir, other_tier_databases,
-    rebuilt_databases, runtime, start_server,
+    Refusal, ServerConfig, TierSpec, databases, expected_report, fixtures_dir,
+    other_tier_databases, rebuilt_databases, runtime, start_server,
 };
 
 /// A password of the corpus and how often it was seen.
 fn breached_password() -> (String, u64) {
     let corpus = common::corpus();
-    let (pw, _) = corpus.combo_passwords.iter().next().expect("a breached password");
+    let (pw, _) = corpus
+        .combo_passwords
+        .iter()
+        .next()
+        .expect("a breached password");
     (pw.clone(), corpus.password_seen(pw))
 }
 
@@ -86,7 +90,11 @@ fn resource_exhausted_with_pushback_is_waited_out() {
             .unwrap()
             .iter()
             .filter_map(|e| match e {
-                Progress::Waiting { rpc: r, wait, message } => {
+                Progress::Waiting {
+                    rpc: r,
+                    wait,
+                    message,
+                } => {
                     assert_eq!(*r, rpc);
                     assert!(message.contains("OPRF rate limit"), "{message}");
                     Some(*wait)
@@ -168,7 +176,10 @@ fn a_server_that_always_refuses_is_given_up_on_clearly() {
     let text = err.to_string();
     assert!(text.contains("gave up after"), "{text}");
     assert!(text.contains("attempts"), "{text}");
-    assert!(text.contains("server busy: 4 queries already running"), "{text}");
+    assert!(
+        text.contains("server busy: 4 queries already running"),
+        "{text}"
+    );
     // Both collections together stayed within the one budget.
     let refused = server.stats.refused.load(Ordering::SeqCst);
     assert!(refused <= 2 * 10, "{refused}");
@@ -211,7 +222,10 @@ fn a_stalled_call_hits_the_deadline() {
         matches!(&err, Error::CallTimeout { rpc, after } if rpc == "Query (passwords)" && *after == Duration::from_secs(1)),
         "{err}"
     );
-    assert!(err.to_string().contains("did not finish within 1 s"), "{err}");
+    assert!(
+        err.to_string().contains("did not finish within 1 s"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -281,10 +295,20 @@ fn parameters_changing_twice_are_reported() {
         .block_on(check_password(&server.url(), "hunter2", &quick_retries()))
         .expect_err("always stale");
     assert!(
-        matches!(&err, Error::StaleParameters { collection: "passwords", .. }),
+        matches!(
+            &err,
+            Error::StaleParameters {
+                collection: "passwords",
+                ..
+            }
+        ),
         "{err}"
     );
-    assert!(err.to_string().contains("changed its passwords parameters twice"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("changed its passwords parameters twice"),
+        "{err}"
+    );
     assert_eq!(server.stats.get_parameters.load(Ordering::SeqCst), 2);
 }
 
@@ -313,9 +337,13 @@ fn the_smallest_tier_that_fits_is_used() {
     assert!(r.password_breached);
     assert_eq!(r.password_seen, count);
     assert_eq!(*server.stats.tiers_queried.lock().unwrap(), ["small"]);
-    assert!(events.lock().unwrap().iter().any(
-        |e| matches!(e, Progress::TierChosen { tier, items: 1, .. } if tier == "small")
-    ));
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Progress::TierChosen { tier, items: 1, .. } if tier == "small"))
+    );
 
     // A vault does not fit the small tier: the full one answers it.
     server.stats.tiers_queried.lock().unwrap().clear();
@@ -327,7 +355,10 @@ fn the_smallest_tier_that_fits_is_used() {
         serde_json::to_value(&report).unwrap(),
         expected_report(&vault)
     );
-    assert_eq!(*server.stats.tiers_queried.lock().unwrap(), ["full", "full"]);
+    assert_eq!(
+        *server.stats.tiers_queried.lock().unwrap(),
+        ["full", "full"]
+    );
 
     // Past the largest tier: the largest, in several rounds.
     server.stats.tiers_queried.lock().unwrap().clear();
@@ -354,5 +385,8 @@ fn the_smallest_tier_that_fits_is_used() {
         expected_report(&vault)
     );
     let tiers = server_small.stats.tiers_queried.lock().unwrap().clone();
-    assert!(tiers.len() > 2 && tiers.iter().all(|t| t == "full"), "{tiers:?}");
+    assert!(
+        tiers.len() > 2 && tiers.iter().all(|t| t == "full"),
+        "{tiers:?}"
+    );
 }

@@ -57,8 +57,7 @@ fn untrusted_certificates_say_so() {
             .expect_err("untrusted");
         let text = err.to_string();
         assert!(
-            matches!(&err, Error::UntrustedCertificate { .. })
-                || matches!(&err, Error::Tls { .. }),
+            matches!(&err, Error::UntrustedCertificate { .. }) || matches!(&err, Error::Tls { .. }),
             "{err:?}"
         );
         assert!(text.contains("--ca-cert"), "{text}");
@@ -74,7 +73,11 @@ fn untrusted_certificates_say_so() {
     }
     // A file without a certificate.
     let err = runtime()
-        .block_on(check_password(&server.https_url(), "hunter2", &with_ca("not a PEM")))
+        .block_on(check_password(
+            &server.https_url(),
+            "hunter2",
+            &with_ca("not a PEM"),
+        ))
         .expect_err("no certificate");
     assert!(matches!(&err, Error::Tls { .. }), "{err:?}");
 }
@@ -90,7 +93,11 @@ fn scheme_mismatches_are_explained() {
 
     let http_to_tls = format!("http://localhost:{}", tls.addr.port());
     let err = runtime()
-        .block_on(check_password(&http_to_tls, "hunter2", &CheckOptions::default()))
+        .block_on(check_password(
+            &http_to_tls,
+            "hunter2",
+            &CheckOptions::default(),
+        ))
         .expect_err("TLS port");
     assert!(matches!(&err, Error::WrongScheme { .. }), "{err:?}");
     let text = err.to_string();
@@ -185,6 +192,9 @@ fn the_binary_over_tls() {
         missing.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(2));
-    assert!(stderr.contains("cannot read the CA certificate"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read the CA certificate"),
+        "{stderr}"
+    );
     assert_eq!(stderr.matches("(os error 2)").count(), 1, "{stderr}");
 }

@@ -560,7 +560,9 @@ fn read_vault_file_names_the_path() {
     assert!(matches!(err, VaultError::Io { .. }));
     assert!(err.to_string().contains("missing.csv"), "{err}");
     // The OS error is the source, not repeated in the message.
-    let source = std::error::Error::source(&err).expect("io source").to_string();
+    let source = std::error::Error::source(&err)
+        .expect("io source")
+        .to_string();
     assert!(!err.to_string().contains(&source), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -270,8 +270,8 @@ pub fn test_pki() -> (String, tonic::transport::Identity) {
     ca_params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "breach-client test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
-        .expect("ca");
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
     let key = KeyPair::generate().expect("server key");
     let params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
         .expect("server params");
@@ -365,12 +365,14 @@ impl Service {
     fn served(&self, collection: i32) -> Result<Collection, Status> {
         match Collection::try_from(collection) {
             Ok(Collection::Credentials) => Ok(Collection::Credentials),
-            Ok(Collection::Passwords) if !self.config.without_passwords => Ok(Collection::Passwords),
+            Ok(Collection::Passwords) if !self.config.without_passwords => {
+                Ok(Collection::Passwords)
+            }
             _ => Err(Status::invalid_argument("unknown collection")),
         }
     }
 
-    fn db<'a>(dbs: &'a Databases, collection: Collection) -> &'a SenderDb {
+    fn db(dbs: &Databases, collection: Collection) -> &SenderDb {
         match collection {
             Collection::Credentials => &dbs.credentials,
             _ => &dbs.passwords,
@@ -495,7 +497,9 @@ impl BreachCheck for Service {
         let Some(tier) = self
             .tiers()
             .iter()
-            .find(|t| Self::db(&t.dbs, collection).params().fingerprint() == query.params_fingerprint)
+            .find(|t| {
+                Self::db(&t.dbs, collection).params().fingerprint() == query.params_fingerprint
+            })
             .cloned()
         else {
             self.stats.stale_queries.fetch_add(1, Ordering::SeqCst);
