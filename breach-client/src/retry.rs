@@ -16,8 +16,9 @@
 //! points, the same encrypted query), and a retried call shows the server
 //! nothing new.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -30,9 +31,9 @@ pub const PUSHBACK_KEY: &str = "grpc-retry-pushback-ms";
 ///
 /// `RetryPolicy::default()` waits from 0.2 s doubling up to 10 s between
 /// attempts (or what the server asks), at most 64 attempts per call and at
-/// most 300 s of waiting in all per check: enough for a 10,000-entry vault
-/// under a default server's OPRF rate limit, or for several checks sharing
-/// one server's query slots.
+/// most 300 s of waiting in all per check (wall-clock time with some call
+/// waiting): enough for a 10,000-entry vault under a default server's OPRF
+/// rate limit, or for several checks sharing one server's query slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Wait before the first retry when the server gives no hint; doubles
@@ -43,8 +44,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Most attempts of one call (the first one included).
     pub max_attempts: u32,
-    /// Most time spent waiting between attempts over a whole check, all
-    /// calls together. `Duration::ZERO` disables retries.
+    /// Most time spent waiting between attempts over a whole check: wall-
+    /// clock time during which some call waits (calls waiting side by side
+    /// count once). `Duration::ZERO` disables retries.
     pub budget: Duration,
 }
 
@@ -102,31 +104,89 @@ pub fn pushback(status: &tonic::Status) -> Option<Pushback> {
     })
 }
 
-/// The waiting allowance of one check, shared by all its calls.
+/// The waiting allowance of one check, shared by all its calls. What is
+/// counted is wall-clock time during which at least one call waits, so two
+/// collections waiting side by side spend the budget once, not twice.
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
     policy: RetryPolicy,
-    spent_ms: AtomicU64,
+    waits: Arc<Mutex<Waits>>,
+}
+
+#[derive(Debug, Default)]
+struct Waits {
+    /// Calls waiting now.
+    waiting: usize,
+    /// Since when some call has been waiting (when `waiting > 0`).
+    since: Option<tokio::time::Instant>,
+    /// Time with some call waiting, closed intervals only.
+    total: Duration,
 }
 
 impl RetryBudget {
     pub(crate) fn new(policy: RetryPolicy) -> RetryBudget {
         RetryBudget {
             policy,
-            spent_ms: AtomicU64::new(0),
+            waits: Arc::new(Mutex::new(Waits::default())),
         }
     }
 
-    /// Charges `wait` if it fits in what is left.
-    fn try_spend(&self, wait: Duration) -> bool {
-        let limit = self.policy.budget.as_millis().min(u64::MAX as u128) as u64;
-        let wait = wait.as_millis().min(u64::MAX as u128) as u64;
-        self.spent_ms
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |spent| {
-                spent.checked_add(wait).filter(|&total| total <= limit)
-            })
-            .is_ok()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waits> {
+        lock(&self.waits)
     }
+
+    /// Time spent with at least one call waiting, so far.
+    fn waited(&self) -> Duration {
+        let w = self.lock();
+        w.total + w.since.map_or(Duration::ZERO, |s| s.elapsed())
+    }
+
+    /// Whether a wait of `wait` more still fits in the budget.
+    fn fits(&self, wait: Duration) -> bool {
+        self.waited() + wait <= self.policy.budget
+    }
+
+    /// Sleeps `wait`, counted as waiting (also when cancelled midway).
+    #[cfg(test)]
+    async fn sleep(&self, wait: Duration) {
+        counted_sleep(Arc::clone(&self.waits), wait).await
+    }
+
+    /// A sleeper for [`backon`] (which wants `'static`) counting its waits.
+    fn sleeper(&self) -> impl Fn(Duration) -> CountedSleep + 'static {
+        let waits = Arc::clone(&self.waits);
+        move |wait| Box::pin(counted_sleep(Arc::clone(&waits), wait))
+    }
+}
+
+type CountedSleep = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn lock(waits: &Mutex<Waits>) -> std::sync::MutexGuard<'_, Waits> {
+    waits.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn counted_sleep(waits: Arc<Mutex<Waits>>, wait: Duration) {
+    struct Counted(Arc<Mutex<Waits>>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            let mut w = lock(&self.0);
+            w.waiting -= 1;
+            if w.waiting == 0
+                && let Some(since) = w.since.take()
+            {
+                w.total += since.elapsed();
+            }
+        }
+    }
+    {
+        let mut w = lock(&waits);
+        if w.waiting == 0 {
+            w.since = Some(tokio::time::Instant::now());
+        }
+        w.waiting += 1;
+    }
+    let _counted = Counted(waits);
+    tokio::time::sleep(wait).await;
 }
 
 /// One failed attempt of a call.
@@ -206,7 +266,7 @@ where
         }
     })
     .retry(backoff)
-    .sleep(tokio::time::sleep)
+    .sleep(budget.sleeper())
     .when(|e: &AttemptError<E>| matches!(e, AttemptError::Status(s) if is_retryable(s.code())))
     .adjust(|e: &AttemptError<E>, backoff: Option<Duration>| {
         let AttemptError::Status(status) = e else {
@@ -233,7 +293,7 @@ where
             }
             None => backoff,
         };
-        if !budget.try_spend(wait) {
+        if !budget.fits(wait) {
             stop_because(format!(
                 "the retry budget of {} s of waiting is used up",
                 policy.budget.as_secs_f64()
@@ -298,15 +358,36 @@ mod tests {
     }
 
     #[test]
-    fn budget_is_shared_and_bounded() {
+    fn budget_counts_overlapping_waits_once() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
         let budget = RetryBudget::new(RetryPolicy {
-            budget: Duration::from_secs(1),
+            budget: Duration::from_secs(2),
             ..RetryPolicy::default()
         });
-        assert!(budget.try_spend(Duration::from_millis(600)));
-        assert!(!budget.try_spend(Duration::from_millis(500)));
-        assert!(budget.try_spend(Duration::from_millis(400)));
-        assert!(!budget.try_spend(Duration::from_millis(1)));
+        rt.block_on(async {
+            // Two calls waiting side by side: one second of budget.
+            tokio::join!(
+                budget.sleep(Duration::from_secs(1)),
+                budget.sleep(Duration::from_millis(500))
+            );
+            assert_eq!(budget.waited(), Duration::from_secs(1));
+            // Time not spent waiting is not counted.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            assert_eq!(budget.waited(), Duration::from_secs(1));
+            assert!(budget.fits(Duration::from_millis(1000)));
+            assert!(!budget.fits(Duration::from_millis(1001)));
+            // A wait cut short counts as far as it went.
+            let _ = tokio::time::timeout(
+                Duration::from_millis(300),
+                budget.sleep(Duration::from_secs(10)),
+            )
+            .await;
+            assert_eq!(budget.waited(), Duration::from_millis(1300));
+        });
     }
 
     #[test]
