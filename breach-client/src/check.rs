@@ -16,10 +16,21 @@
 //! The CPU-heavy steps (key generation, blinding, query encryption,
 //! decryption) run on tokio's blocking pool, so the runtime's workers stay
 //! free for the network.
+//!
+//! Tiers: a server may serve each collection with several parameter sets
+//! (`max_query_items` each, e.g. "small" and "full"); the client picks, per
+//! collection, the smallest tier that holds all of that collection's items
+//! in one query, else the largest tier and several rounds.
+//!
+//! Under load: every call has a deadline ([`CheckOptions::call_timeout`]);
+//! refusals for load are retried as [`crate::retry`] describes. A query the
+//! server rejects with `FAILED_PRECONDITION` was built for parameters it no
+//! longer serves (it swapped in a rebuilt database): the client fetches the
+//! parameters again and redoes that collection once, OPRF included.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use breach_proto::encoding::{Label, credential_item, password_item};
@@ -28,10 +39,12 @@ use breach_proto::v1::{self as pb, Collection};
 use psi_core::wire::Codec;
 use psi_core::{PsiParams, Receiver, ResultPart};
 use tokio::sync::Semaphore;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use zeroize::Zeroize;
 
 use crate::report::{EntryResult, PasswordReport, Report};
+use crate::retry::{self, AttemptError, CallError, RetryBudget, RetryPolicy};
+use crate::transport::{self, Target};
 use crate::vault::Vault;
 
 /// The server the CLI talks to when none is given.
@@ -40,6 +53,10 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:50051";
 /// Message size limit used before the server has told its own, and when it
 /// advertises none (0): large enough for any answer psi-core produces.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Default deadline of one call (and of connecting): far above what a
+/// healthy server needs for the largest query, so only a stuck call hits it.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Length of one PSI item (a SHA-256 digest, see [`breach_proto::encoding`]).
 type Item = [u8; breach_proto::encoding::ITEM_LEN];
@@ -63,6 +80,80 @@ pub enum Error {
         url: String,
         /// The transport error and its causes.
         detail: String,
+    },
+    /// TLS could not be set up (no trust roots, unreadable CA file, ...).
+    #[error("TLS for {url}: {detail}")]
+    Tls {
+        /// The server URL.
+        url: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The server's TLS certificate is not trusted.
+    #[error(
+        "the TLS certificate of {url} is not trusted: {detail}; if the server uses its own \
+         certificate authority (e.g. one made by `breach-server dev-cert`), pass that CA \
+         certificate with --ca-cert PEM"
+    )]
+    UntrustedCertificate {
+        /// The server URL.
+        url: String,
+        /// What the verification found.
+        detail: String,
+    },
+    /// The URL's scheme does not match what the server speaks (`http://`
+    /// against a TLS port, or `https://` against a plaintext one).
+    #[error("cannot talk to {url}: {hint}")]
+    WrongScheme {
+        /// The server URL.
+        url: String,
+        /// What to use instead.
+        hint: String,
+    },
+    /// The server kept refusing a call for load (RESOURCE_EXHAUSTED or
+    /// UNAVAILABLE) and the client stopped retrying.
+    #[error(
+        "{rpc} gave up after {attempts} {} and {:.1} s of waiting ({reason}); the server's \
+         last answer: {} ({:?})",
+        if *attempts == 1 { "attempt" } else { "attempts" },
+        waited.as_secs_f64(),
+        status.message(),
+        status.code()
+    )]
+    GaveUp {
+        /// The RPC, with the collection where there is one.
+        rpc: String,
+        /// Attempts made (the first one included).
+        attempts: u32,
+        /// Time spent waiting between attempts.
+        waited: Duration,
+        /// Why the client stopped (budget used up, server asked not to retry, ...).
+        reason: String,
+        /// The server's last status.
+        status: Box<tonic::Status>,
+    },
+    /// A call got no answer within the per-call deadline.
+    #[error(
+        "{rpc} did not finish within {} s (the deadline of one call; raise it with --timeout)",
+        after.as_secs_f64()
+    )]
+    CallTimeout {
+        /// The RPC, with the collection where there is one.
+        rpc: String,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The server swapped a collection's parameters again while the client
+    /// was redoing its check with the new ones.
+    #[error(
+        "the server changed its {collection} parameters twice during the check (last: {message}); \
+         try again"
+    )]
+    StaleParameters {
+        /// The collection.
+        collection: &'static str,
+        /// The server's last message.
+        message: String,
     },
     /// The server answered an RPC with an error status.
     #[error("server error in {rpc}: {} ({:?})", status.message(), status.code())]
@@ -134,6 +225,16 @@ pub enum Progress {
         /// As the server reports it.
         server_version: String,
     },
+    /// The parameter tier chosen for a collection.
+    TierChosen {
+        /// The collection.
+        collection: Collection,
+        /// The tier's name as the server gives it ("full" for a server
+        /// before tiers).
+        tier: String,
+        /// Items in the collection's part of the check.
+        items: usize,
+    },
     /// This many more rounds (one OPRF evaluation and one query each) are planned.
     RoundsPlanned(usize),
     /// One round finished.
@@ -143,17 +244,54 @@ pub enum Progress {
         /// Items in the round.
         items: usize,
     },
+    /// The server refused a call for load; the client waits, then retries.
+    Waiting {
+        /// The RPC refused.
+        rpc: &'static str,
+        /// How long the client waits.
+        wait: Duration,
+        /// The server's message.
+        message: String,
+    },
+    /// The server swapped in a database with other parameters: the
+    /// collection is checked again with the new ones.
+    ParametersChanged {
+        /// The collection.
+        collection: Collection,
+    },
 }
 
 /// Called with every [`Progress`] event.
 pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
 
-/// Settings of a check. `CheckOptions::default()` has no timeout and no
-/// extra limit.
-#[derive(Clone, Default)]
+/// Settings of a check. `CheckOptions::default()` has no overall
+/// timeout, a 60 s deadline per call, [`RetryPolicy::default`] and no
+/// extra CA.
+///
+/// ```
+/// use std::time::Duration;
+/// use breach_client::{CheckOptions, RetryPolicy};
+///
+/// let options = CheckOptions {
+///     call_timeout: Duration::from_secs(20),
+///     retry: RetryPolicy { budget: Duration::from_secs(60), ..RetryPolicy::default() },
+///     ca_certificate: None, // or Some(std::fs::read("ca.pem")?)
+///     ..CheckOptions::default()
+/// };
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
 pub struct CheckOptions {
-    /// Deadline for the whole check (connection included).
+    /// Deadline for the whole check (connection, retries and waits included).
     pub timeout: Option<Duration>,
+    /// Deadline of each call to the server (each attempt), and of
+    /// connecting. A call past it fails; it is not retried.
+    pub call_timeout: Duration,
+    /// How calls refused for load are retried.
+    pub retry: RetryPolicy,
+    /// An extra certificate authority to trust for `https://` servers, in
+    /// PEM form, on top of the system's roots.
+    pub ca_certificate: Option<Vec<u8>>,
     /// Most items per round on the client's side, on top of the server's
     /// `max_items_per_query` and the PSI table capacity. Smaller rounds
     /// leak less about vault size per query but cost more queries.
@@ -162,10 +300,26 @@ pub struct CheckOptions {
     pub progress: Option<ProgressFn>,
 }
 
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            timeout: None,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            retry: RetryPolicy::default(),
+            ca_certificate: None,
+            max_items_per_round: None,
+            progress: None,
+        }
+    }
+}
+
 impl fmt::Debug for CheckOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CheckOptions")
             .field("timeout", &self.timeout)
+            .field("call_timeout", &self.call_timeout)
+            .field("retry", &self.retry)
+            .field("ca_certificate", &self.ca_certificate.is_some())
             .field("max_items_per_round", &self.max_items_per_round)
             .field("progress", &self.progress.is_some())
             .finish()
@@ -181,14 +335,16 @@ impl CheckOptions {
 }
 
 /// Checks every login of `vault` against the server at `server_url`
-/// (`http://host:port`): each (username, password) pair in the credentials
-/// collection and each password in the passwords collection.
+/// (`http://host:port` or `https://host:port`): each (username, password)
+/// pair in the credentials collection and each password in the passwords
+/// collection.
 ///
 /// Duplicate pairs or passwords are queried once and answered for every
 /// entry that has them. Cost: one `GetParameters`, and per collection and
 /// per round (`ceil(distinct items / round size)`) one OPRF evaluation and
 /// one homomorphic query; the BFV key generation and encryption dominate
-/// the client's CPU time.
+/// the client's CPU time. Refusals for load are retried within
+/// `options.retry`'s budget, shared by the connection and the check.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -207,13 +363,15 @@ pub async fn check_vault(
     options: &CheckOptions,
 ) -> Result<Report> {
     with_timeout(options.timeout, async {
-        let client = Client::connect(server_url, options).await?;
-        client.run_vault(vault, options).await
+        let budget = RetryBudget::new(options.retry);
+        let client = Client::connect_with(server_url, options, &budget).await?;
+        client.run_vault(vault, options, &budget).await
     })
     .await
 }
 
-/// Checks one password against the server's passwords collection.
+/// Checks one password against the server's passwords collection (with
+/// the smallest tier the server offers).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), breach_client::Error> {
@@ -231,78 +389,50 @@ pub async fn check_password(
         return Err(Error::EmptyPassword);
     }
     with_timeout(options.timeout, async {
-        let client = Client::connect(server_url, options).await?;
-        client.run_password(password, options).await
+        let budget = RetryBudget::new(options.retry);
+        let client = Client::connect_with(server_url, options, &budget).await?;
+        client.run_password(password, options, &budget).await
     })
     .await
 }
 
-/// A connection to a breach server with its parameters, for several checks
-/// in a row. [`check_vault`] and [`check_password`] use one per call.
-///
-/// Each check generates fresh BFV keys; nothing secret is kept between
-/// checks.
-#[derive(Clone)]
-pub struct Client {
-    grpc: BreachCheckClient<Channel>,
+/// One tier of one collection, as `GetParameters` lists it.
+#[derive(Debug, Clone)]
+struct Tier {
+    /// The tier's name, for messages.
+    name: String,
+    params: PsiParams,
+    /// Items in the sender's database.
+    item_count: u64,
+    /// Most items one query for this tier holds; `u64::MAX` for a server
+    /// before tiers (0 on the wire).
+    max_query_items: u64,
+}
+
+/// The tier for a query of `items` items: the smallest whose
+/// `max_query_items` covers them, else the largest (several rounds).
+fn choose_tier(tiers: &[Tier], items: usize) -> Option<&Tier> {
+    let items = items as u64;
+    tiers
+        .iter()
+        .filter(|t| t.max_query_items >= items)
+        .min_by_key(|t| t.max_query_items)
+        .or_else(|| tiers.iter().max_by_key(|t| t.max_query_items))
+}
+
+/// What `GetParameters` said.
+#[derive(Debug)]
+struct ServerParams {
     server_version: String,
     max_message_bytes: usize,
     max_items_per_query: usize,
-    /// Per collection: its PSI parameters and the sender's item count.
-    collections: HashMap<i32, (PsiParams, u64)>,
-    query_slots: Arc<Semaphore>,
+    max_concurrent_queries: usize,
+    /// Per collection: its tiers.
+    collections: HashMap<i32, Vec<Tier>>,
 }
 
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("server_version", &self.server_version)
-            .field("max_message_bytes", &self.max_message_bytes)
-            .field("max_items_per_query", &self.max_items_per_query)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Client {
-    /// Connects and fetches the server's limits and parameters
-    /// (`GetParameters`). Bounded by `options.timeout`.
-    pub async fn connect(server_url: &str, options: &CheckOptions) -> Result<Client> {
-        with_timeout(options.timeout, Self::connect_inner(server_url, options)).await
-    }
-
-    async fn connect_inner(server_url: &str, options: &CheckOptions) -> Result<Client> {
-        let invalid = |reason: String| Error::InvalidUrl {
-            url: server_url.to_owned(),
-            reason,
-        };
-        let uri: tonic::transport::Uri = server_url.parse().map_err(|e| invalid(format!("{e}")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(invalid(
-                    "https is not supported by this build; use http:// (the protocol \
-                     itself hides the vault from the server and from the network)"
-                        .to_owned(),
-                ));
-            }
-            _ => return Err(invalid("expected http://HOST:PORT".to_owned())),
-        }
-        let mut endpoint = Endpoint::from(uri);
-        if let Some(timeout) = options.timeout {
-            endpoint = endpoint.connect_timeout(timeout);
-        }
-        let channel = endpoint.connect().await.map_err(|e| Error::Connect {
-            url: server_url.to_owned(),
-            detail: error_chain(&e),
-        })?;
-        let mut grpc = BreachCheckClient::new(channel)
-            .max_decoding_message_size(DEFAULT_MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(DEFAULT_MAX_MESSAGE_BYTES);
-        let answer = grpc
-            .get_parameters(pb::GetParametersRequest {})
-            .await
-            .map_err(rpc_error("GetParameters"))?
-            .into_inner();
+impl ServerParams {
+    fn from_answer(answer: pb::GetParametersResponse) -> Result<ServerParams> {
         let limits = answer.limits.unwrap_or_default();
         let max_message_bytes = match usize::try_from(limits.max_message_bytes) {
             Ok(0) => DEFAULT_MAX_MESSAGE_BYTES,
@@ -313,10 +443,10 @@ impl Client {
             Ok(0) | Err(_) => usize::MAX,
             Ok(n) => n,
         };
-        let concurrent = usize::try_from(limits.max_concurrent_queries)
+        let max_concurrent_queries = usize::try_from(limits.max_concurrent_queries)
             .unwrap_or(usize::MAX)
             .clamp(1, Semaphore::MAX_PERMITS);
-        let mut collections = HashMap::new();
+        let mut collections: HashMap<i32, Vec<Tier>> = HashMap::new();
         for c in answer.collections {
             let Ok(kind) = Collection::try_from(c.collection) else {
                 continue; // A collection this client does not know: ignore it.
@@ -326,29 +456,118 @@ impl Client {
                 collection: name,
                 cause,
             })?;
-            collections.insert(c.collection, (params, c.item_count));
+            collections.entry(c.collection).or_default().push(Tier {
+                name: if c.tier.is_empty() {
+                    "full".to_owned()
+                } else {
+                    c.tier
+                },
+                params,
+                item_count: c.item_count,
+                max_query_items: if c.max_query_items == 0 {
+                    u64::MAX
+                } else {
+                    c.max_query_items
+                },
+            });
         }
-        options.report(Progress::Connected {
-            server_version: answer.server_version.clone(),
-        });
-        Ok(Client {
-            grpc: grpc.max_encoding_message_size(max_message_bytes),
+        Ok(ServerParams {
             server_version: answer.server_version,
             max_message_bytes,
             max_items_per_query,
+            max_concurrent_queries,
             collections,
-            query_slots: Arc::new(Semaphore::new(concurrent)),
+        })
+    }
+}
+
+/// A connection to a breach server with its parameters, for several checks
+/// in a row. [`check_vault`] and [`check_password`] use one per call.
+///
+/// Each check generates fresh BFV keys; nothing secret is kept between
+/// checks. When the server swaps in a database with other parameters, the
+/// client fetches them again by itself (shared by its clones).
+#[derive(Clone)]
+pub struct Client {
+    grpc: BreachCheckClient<Channel>,
+    params: Arc<RwLock<Arc<ServerParams>>>,
+    call_timeout: Duration,
+    query_slots: Arc<Semaphore>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params = self.params();
+        f.debug_struct("Client")
+            .field("server_version", &params.server_version)
+            .field("max_message_bytes", &params.max_message_bytes)
+            .field("max_items_per_query", &params.max_items_per_query)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects and fetches the server's limits and parameters
+    /// (`GetParameters`). Bounded by `options.timeout`; refusals for load
+    /// are retried within `options.retry`.
+    pub async fn connect(server_url: &str, options: &CheckOptions) -> Result<Client> {
+        let budget = RetryBudget::new(options.retry);
+        with_timeout(
+            options.timeout,
+            Self::connect_with(server_url, options, &budget),
+        )
+        .await
+    }
+
+    async fn connect_with(
+        server_url: &str,
+        options: &CheckOptions,
+        budget: &RetryBudget,
+    ) -> Result<Client> {
+        let target = Target::parse(server_url)?;
+        let channel = transport::connect(server_url, options).await?;
+        let grpc = BreachCheckClient::new(channel)
+            .max_decoding_message_size(DEFAULT_MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(DEFAULT_MAX_MESSAGE_BYTES);
+        let params = fetch_params(&grpc, options, budget, Some((server_url, &target))).await?;
+        options.report(Progress::Connected {
+            server_version: params.server_version.clone(),
+        });
+        Ok(Client {
+            grpc,
+            query_slots: Arc::new(Semaphore::new(params.max_concurrent_queries)),
+            params: Arc::new(RwLock::new(Arc::new(params))),
+            call_timeout: options.call_timeout,
         })
     }
 
+    /// The parameters as last fetched.
+    fn params(&self) -> Arc<ServerParams> {
+        match self.params.read() {
+            Ok(p) => Arc::clone(&p),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Fetches the parameters again (after a FAILED_PRECONDITION).
+    async fn refresh(&self, options: &CheckOptions, budget: &RetryBudget) -> Result<()> {
+        let fresh = Arc::new(fetch_params(&self.grpc, options, budget, None).await?);
+        match self.params.write() {
+            Ok(mut p) => *p = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(())
+    }
+
     /// The server's version string, as `GetParameters` reported it.
-    pub fn server_version(&self) -> &str {
-        &self.server_version
+    pub fn server_version(&self) -> String {
+        self.params().server_version.clone()
     }
 
     /// Checks a vault; see [`check_vault`]. Bounded by `options.timeout`.
     pub async fn check_vault(&self, vault: &Vault, options: &CheckOptions) -> Result<Report> {
-        with_timeout(options.timeout, self.run_vault(vault, options)).await
+        let budget = RetryBudget::new(options.retry);
+        with_timeout(options.timeout, self.run_vault(vault, options, &budget)).await
     }
 
     /// Checks one password; see [`check_password`]. Bounded by `options.timeout`.
@@ -360,10 +579,20 @@ impl Client {
         if password.is_empty() {
             return Err(Error::EmptyPassword);
         }
-        with_timeout(options.timeout, self.run_password(password, options)).await
+        let budget = RetryBudget::new(options.retry);
+        with_timeout(
+            options.timeout,
+            self.run_password(password, options, &budget),
+        )
+        .await
     }
 
-    async fn run_vault(&self, vault: &Vault, options: &CheckOptions) -> Result<Report> {
+    async fn run_vault(
+        &self,
+        vault: &Vault,
+        options: &CheckOptions,
+        budget: &RetryBudget,
+    ) -> Result<Report> {
         let credentials = Distinct::new(
             vault
                 .entries
@@ -377,8 +606,8 @@ impl Client {
                 .map(|e| password_item(e.password.expose())),
         );
         let (cred_counts, pw_counts) = tokio::try_join!(
-            self.query_collection(Collection::Credentials, &credentials.items, options),
-            self.query_collection(Collection::Passwords, &passwords.items, options),
+            self.check_collection(Collection::Credentials, &credentials.items, options, budget),
+            self.check_collection(Collection::Passwords, &passwords.items, options, budget),
         )?;
         let results = vault
             .entries
@@ -401,13 +630,19 @@ impl Client {
         Ok(Report {
             checked: vault.entries.len(),
             results,
+            skipped: vault.skipped,
         })
     }
 
-    async fn run_password(&self, password: &str, options: &CheckOptions) -> Result<PasswordReport> {
+    async fn run_password(
+        &self,
+        password: &str,
+        options: &CheckOptions,
+        budget: &RetryBudget,
+    ) -> Result<PasswordReport> {
         let items = Distinct::new(std::iter::once(password_item(password)));
         let counts = self
-            .query_collection(Collection::Passwords, &items.items, options)
+            .check_collection(Collection::Passwords, &items.items, options, budget)
             .await?;
         Ok(PasswordReport {
             password_breached: counts[0].is_some(),
@@ -415,16 +650,52 @@ impl Client {
         })
     }
 
-    /// Most items one round may hold for `params`.
-    fn round_capacity(
+    /// [`query_collection`](Self::query_collection), redone once with
+    /// fresh parameters if the server says they went stale.
+    async fn check_collection(
         &self,
-        params: &PsiParams,
-        sender_items: u64,
+        collection: Collection,
+        items: &[Item],
         options: &CheckOptions,
-    ) -> usize {
+        budget: &RetryBudget,
+    ) -> Result<Vec<Option<u64>>> {
+        let stale = |e: &Error| {
+            matches!(e, Error::Rpc { rpc: "Query", status }
+                if status.code() == tonic::Code::FailedPrecondition)
+        };
+        let used = self.params();
+        match self
+            .query_collection(collection, items, options, budget)
+            .await
+        {
+            Err(e) if stale(&e) => {}
+            other => return other,
+        }
+        options.report(Progress::ParametersChanged { collection });
+        // The other collection may have fetched them already.
+        if Arc::ptr_eq(&used, &self.params()) {
+            self.refresh(options, budget).await?;
+        }
+        match self
+            .query_collection(collection, items, options, budget)
+            .await
+        {
+            Err(Error::Rpc { status, .. }) if status.code() == tonic::Code::FailedPrecondition => {
+                Err(Error::StaleParameters {
+                    collection: collection_name(collection),
+                    message: status.message().to_owned(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Most items one round may hold for `tier`.
+    fn round_capacity(&self, server: &ServerParams, tier: &Tier, options: &CheckOptions) -> usize {
         // Cuckoo hashing fails well before a full table; stay under the
         // load thresholds (about 0.5 for two hash functions, 0.92 for
         // three or more). A round whose insertion still fails is split.
+        let params = &tier.params;
         let table = params.table_size;
         let cuckoo = match params.hash_functions {
             0 | 1 => table / 16,
@@ -432,39 +703,54 @@ impl Client {
             _ => table * 3 / 4,
         };
         let mut cap = cuckoo
-            .min(self.max_items_per_query)
+            .min(server.max_items_per_query)
+            .min(usize::try_from(tier.max_query_items).unwrap_or(usize::MAX))
             .min(options.max_items_per_round.unwrap_or(usize::MAX))
             .clamp(1, psi_core::messages::MAX_OPRF_BATCH);
         // Keep the false-positive probability of a round below 2^-40.
-        while cap > 1 && params.validate_for_sizes(cap as u64, sender_items).is_err() {
+        while cap > 1
+            && params
+                .validate_for_sizes(cap as u64, tier.item_count)
+                .is_err()
+        {
             cap /= 2;
         }
         cap
     }
 
-    /// Queries `items` in one collection; `Some(count)` for each item found.
+    /// Queries `items` in one collection with the parameters as last
+    /// fetched; `Some(count)` for each item found.
     async fn query_collection(
         &self,
         collection: Collection,
         items: &[Item],
         options: &CheckOptions,
+        budget: &RetryBudget,
     ) -> Result<Vec<Option<u64>>> {
         let name = collection_name(collection);
-        let (params, sender_items) = self
+        let server = self.params();
+        let tiers = server
             .collections
             .get(&(collection as i32))
-            .ok_or(Error::MissingCollection(name))?
-            .clone();
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let tier = choose_tier(tiers, items.len()).ok_or(Error::MissingCollection(name))?;
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        params
-            .validate_for_sizes(1, sender_items)
+        tier.params
+            .validate_for_sizes(1, tier.item_count)
             .map_err(|cause| Error::Parameters {
                 collection: name,
                 cause,
             })?;
-        let cap = self.round_capacity(&params, sender_items, options);
+        options.report(Progress::TierChosen {
+            collection,
+            tier: tier.name.clone(),
+            items: items.len(),
+        });
+        let cap = self.round_capacity(&server, tier, options);
+        let params = tier.params.clone();
         let receiver = blocking(name, move || Receiver::new(params)).await?;
         let receiver = Arc::new(receiver);
 
@@ -472,7 +758,10 @@ impl Client {
         options.report(Progress::RoundsPlanned(pending.len()));
         let mut counts = Vec::with_capacity(items.len());
         while let Some(chunk) = pending.pop_front() {
-            match self.round(collection, &receiver, chunk).await {
+            match self
+                .round(collection, &server, &receiver, chunk, options, budget)
+                .await
+            {
                 Ok(found) => {
                     counts.extend(found);
                     options.report(Progress::RoundDone {
@@ -502,18 +791,23 @@ impl Client {
     async fn round(
         &self,
         collection: Collection,
+        server: &ServerParams,
         receiver: &Arc<Receiver>,
         chunk: &[Item],
+        options: &CheckOptions,
+        budget: &RetryBudget,
     ) -> std::result::Result<Vec<Option<u64>>, RoundError> {
         let name = collection_name(collection);
         let protocol = |detail: String| Error::Protocol {
             collection: name,
             detail,
         };
-        let mut grpc = self
+        let max_message_bytes = server.max_message_bytes;
+        let grpc = self
             .grpc
             .clone()
-            .max_decoding_message_size(self.max_message_bytes.max(DEFAULT_MAX_MESSAGE_BYTES));
+            .max_encoding_message_size(max_message_bytes)
+            .max_decoding_message_size(max_message_bytes.max(DEFAULT_MAX_MESSAGE_BYTES));
 
         // 1. Blind the items.
         let owned = Distinct {
@@ -528,14 +822,29 @@ impl Client {
         .await?;
 
         // 2. The server evaluates its OPRF key on the blinded points.
-        let answer = grpc
-            .evaluate_oprf(pb::OprfRequest {
-                collection: collection as i32,
-                blinded_elements: request.elements.iter().map(|e| e.to_vec()).collect(),
-            })
-            .await
-            .map_err(rpc_error("EvaluateOprf"))?
-            .into_inner();
+        let oprf_request = pb::OprfRequest {
+            collection: collection as i32,
+            blinded_elements: request.elements.iter().map(|e| e.to_vec()).collect(),
+        };
+        let deadline = self.call_timeout;
+        let answer = retry::call(
+            budget,
+            deadline,
+            || {
+                let mut grpc = grpc.clone();
+                let mut request = tonic::Request::new(oprf_request.clone());
+                request.set_timeout(deadline);
+                async move {
+                    grpc.evaluate_oprf(request)
+                        .await
+                        .map(tonic::Response::into_inner)
+                        .map_err(AttemptError::<Error>::Status)
+                }
+            },
+            waiting(options, "EvaluateOprf"),
+        )
+        .await
+        .map_err(call_error("EvaluateOprf", Some(name), deadline))?;
         if answer.evaluated_elements.len() != chunk.len() {
             return Err(protocol(format!(
                 "{} evaluated OPRF elements for {} blinded ones",
@@ -573,52 +882,71 @@ impl Client {
             }
         };
         let query = query.to_wire();
-        if query.len() > self.max_message_bytes {
+        if query.len() > max_message_bytes {
             return Err(Error::QueryTooLarge {
                 collection: name,
                 bytes: query.len(),
-                limit: self.max_message_bytes,
+                limit: max_message_bytes,
             }
             .into());
         }
 
-        // 4. The server evaluates the query; its answer streams back in parts.
-        let parts = {
-            let _slot = self
-                .query_slots
-                .acquire()
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            let mut stream = grpc
-                .query(pb::QueryRequest {
-                    collection: collection as i32,
-                    query,
-                })
-                .await
-                .map_err(rpc_error("Query"))?
-                .into_inner();
-            let mut parts: Vec<ResultPart> = Vec::new();
-            while let Some(message) = stream.message().await.map_err(rpc_error("Query"))? {
-                let part = ResultPart::from_wire(&message.result_part)
-                    .map_err(|e| protocol(format!("result part: {e}")))?;
-                let total = parts.first().map_or(part.total_parts, |p| p.total_parts);
-                if part.total_parts != total || parts.len() >= total as usize {
-                    return Err(protocol("more result parts than announced".into()).into());
-                }
-                parts.push(part);
-            }
-            if let Some(first) = parts.first()
-                && parts.len() != first.total_parts as usize
-            {
-                return Err(protocol(format!(
-                    "the answer ended after {} of {} parts",
-                    parts.len(),
-                    first.total_parts
-                ))
-                .into());
-            }
-            parts
+        // 4. The server evaluates the query; its answer streams back in
+        // parts. A retried attempt sends the same query again and starts
+        // reading afresh; no query slot is held while waiting.
+        let query_request = pb::QueryRequest {
+            collection: collection as i32,
+            query,
         };
+        let parts = retry::call(
+            budget,
+            deadline,
+            || {
+                let mut grpc = grpc.clone();
+                let mut request = tonic::Request::new(query_request.clone());
+                request.set_timeout(deadline);
+                let slots = Arc::clone(&self.query_slots);
+                async move {
+                    let _slot = slots
+                        .acquire()
+                        .await
+                        .map_err(|e| AttemptError::Other(Error::Internal(e.to_string())))?;
+                    let mut stream = grpc
+                        .query(request)
+                        .await
+                        .map_err(AttemptError::Status)?
+                        .into_inner();
+                    let mut parts: Vec<ResultPart> = Vec::new();
+                    while let Some(message) =
+                        stream.message().await.map_err(AttemptError::Status)?
+                    {
+                        let part = ResultPart::from_wire(&message.result_part).map_err(|e| {
+                            AttemptError::Other(protocol(format!("result part: {e}")))
+                        })?;
+                        let total = parts.first().map_or(part.total_parts, |p| p.total_parts);
+                        if part.total_parts != total || parts.len() >= total as usize {
+                            return Err(AttemptError::Other(protocol(
+                                "more result parts than announced".into(),
+                            )));
+                        }
+                        parts.push(part);
+                    }
+                    if let Some(first) = parts.first()
+                        && parts.len() != first.total_parts as usize
+                    {
+                        return Err(AttemptError::Other(protocol(format!(
+                            "the answer ended after {} of {} parts",
+                            parts.len(),
+                            first.total_parts
+                        ))));
+                    }
+                    Ok(parts)
+                }
+            },
+            waiting(options, "Query"),
+        )
+        .await
+        .map_err(call_error("Query", Some(name), deadline))?;
 
         // 5. Decrypt; read each match's label.
         let r = Arc::clone(receiver);
@@ -720,10 +1048,91 @@ pub fn decode_params(bytes: &[u8]) -> psi_core::Result<PsiParams> {
     Ok(params)
 }
 
-fn rpc_error(rpc: &'static str) -> impl Fn(tonic::Status) -> Error {
-    move |status| Error::Rpc {
-        rpc,
-        status: Box::new(status),
+/// `GetParameters`, retried like every call. When `first` names the URL
+/// (the first call on a new connection), a transport failure is diagnosed
+/// at once (`http://` against a TLS port fails here) instead of retried.
+async fn fetch_params(
+    grpc: &BreachCheckClient<Channel>,
+    options: &CheckOptions,
+    budget: &RetryBudget,
+    first: Option<(&str, &Target)>,
+) -> Result<ServerParams> {
+    let deadline = options.call_timeout;
+    let answer = retry::call(
+        budget,
+        deadline,
+        || {
+            let mut grpc = grpc.clone();
+            let mut request = tonic::Request::new(pb::GetParametersRequest {});
+            request.set_timeout(deadline);
+            async move {
+                match grpc.get_parameters(request).await {
+                    Ok(answer) => Ok(answer.into_inner()),
+                    Err(status) => {
+                        if let Some((url, target)) = first
+                            && std::error::Error::source(&status).is_some()
+                            && let Some(e) = transport::diagnose(url, target, &status).await
+                        {
+                            return Err(AttemptError::Other(e));
+                        }
+                        Err(AttemptError::Status(status))
+                    }
+                }
+            }
+        },
+        waiting(options, "GetParameters"),
+    )
+    .await
+    .map_err(call_error("GetParameters", None, deadline))?;
+    ServerParams::from_answer(answer)
+}
+
+/// Turns a call's final failure into an [`Error`].
+fn call_error(
+    rpc: &'static str,
+    collection: Option<&'static str>,
+    deadline: Duration,
+) -> impl FnOnce(CallError<Error>) -> Error {
+    let label = move || match collection {
+        Some(c) => format!("{rpc} ({c})"),
+        None => rpc.to_owned(),
+    };
+    move |e| match e {
+        CallError::Status(status) => Error::Rpc {
+            rpc,
+            status: Box::new(status),
+        },
+        CallError::GaveUp {
+            status,
+            attempts,
+            waited,
+            reason,
+        } => Error::GaveUp {
+            rpc: label(),
+            attempts,
+            waited,
+            reason,
+            status: Box::new(status),
+        },
+        CallError::Deadline => Error::CallTimeout {
+            rpc: label(),
+            after: deadline,
+        },
+        CallError::Other(e) => e,
+    }
+}
+
+/// Reports each wait before a retry as [`Progress::Waiting`].
+fn waiting<'a>(
+    options: &'a CheckOptions,
+    rpc: &'static str,
+) -> impl Fn(Duration, &tonic::Status) + 'a {
+    move |wait, status| {
+        options.report(Progress::Waiting {
+            rpc,
+            wait,
+            message: status.message().to_owned(),
+        })
     }
 }
 
@@ -750,22 +1159,6 @@ async fn with_timeout<T>(
     }
 }
 
-/// An error and its causes, `: `-separated (tonic's transport errors say
-/// little at the top level).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -785,5 +1178,31 @@ mod tests {
         assert_eq!(decode_params(json.as_bytes()).unwrap(), p);
         assert!(decode_params(b"").is_err());
         assert!(decode_params(b"{not json").is_err());
+    }
+
+    #[test]
+    fn smallest_tier_that_fits_else_largest() {
+        let params =
+            PsiParams::from_json(include_str!("../../psi-core/params/test-small.json")).unwrap();
+        let tier = |name: &str, max: u64| Tier {
+            name: name.into(),
+            params: params.clone(),
+            item_count: 10,
+            max_query_items: max,
+        };
+        let tiers = [tier("full", 1024), tier("small", 4), tier("medium", 64)];
+        let pick = |n| choose_tier(&tiers, n).map(|t| t.name.as_str());
+        assert_eq!(pick(1), Some("small"));
+        assert_eq!(pick(4), Some("small"));
+        assert_eq!(pick(5), Some("medium"));
+        assert_eq!(pick(1024), Some("full"));
+        assert_eq!(pick(5000), Some("full"));
+        // A server before tiers: one tier without a limit.
+        let legacy = [tier("full", u64::MAX)];
+        assert_eq!(
+            choose_tier(&legacy, 1).map(|t| t.max_query_items),
+            Some(u64::MAX)
+        );
+        assert!(choose_tier(&[], 1).is_none());
     }
 }

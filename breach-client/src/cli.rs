@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use zeroize::Zeroizing;
 
 use crate::check::{CheckOptions, DEFAULT_SERVER, Progress, check_password, check_vault};
+use crate::retry::RetryPolicy;
 use crate::vault::{VaultFormat, read_vault_file};
 
 /// Exit status: nothing was found in the breach data.
@@ -47,9 +48,21 @@ const AFTER_HELP: &str = "\
 Examples:
   breach-client check ~/Downloads/Chrome\\ Passwords.csv
   breach-client check --server http://breach.internal:50051 --format bitwarden export.csv
+  breach-client check --server https://localhost:50051 --ca-cert dev-cert/ca.pem vault.csv
   breach-client check --json vault.csv > report.json
   breach-client check-password                 (asks for the password, not echoed)
   printf '%s\\n' \"$PW\" | breach-client check-password --json
+
+Servers: http://HOST:PORT, or https://HOST:PORT for TLS (the system's
+trusted roots, plus --ca-cert for a server with its own CA).
+
+Under load: each call to the server has a deadline (--timeout, default
+60 s). When the server is busy (RESOURCE_EXHAUSTED) or unavailable, the
+client waits as long as the server asks (or backs off exponentially, with
+jitter) and tries again, up to --retry-budget seconds of waiting in all
+(default 300; 0 never retries), then says what failed and the server's last
+message. When the server swaps in a database with other parameters, the
+client fetches them again and redoes that part of the check once.
 
 Exit status: 0 nothing found, 1 something found, 2 error.
 
@@ -78,12 +91,16 @@ Examples:
   breach-client check passwords.csv
   breach-client check --format 1password --server http://10.0.0.5:50051 1Password.csv
   breach-client check --json --timeout 120 vault.csv
+  breach-client check --server https://breach.example:50051 --ca-cert ca.pem vault.csv
 
-The table lists only entries found in breach data, then a summary line.
+The table lists only entries found in breach data, then a summary line,
+and how many rows were not checked and why (an empty password, or not a
+login: notes, cards, identities).
 --json prints every entry: {\"checked\": N, \"results\": [{\"entry\", \"url\",
 \"username\", \"credential_breached\", \"breach_count\", \"password_breached\",
 \"password_seen\"}]}, entry being the record number in the file (header not
-counted). Exit status: 0 nothing found, 1 something found, 2 error.")]
+counted), then, only when rows were left out, \"skipped\": {\"empty_password\":
+N, \"not_a_login\": M}. Exit status: 0 nothing found, 1 something found, 2 error.")]
     Check(CheckArgs),
     /// Check one password, typed at a hidden prompt or read from stdin.
     #[command(after_help = "\
@@ -100,12 +117,30 @@ Exit status: 0 not found, 1 found, 2 error.")]
 
 #[derive(Debug, Args)]
 struct ServerArgs {
-    /// Breach server URL
+    /// Breach server URL: http://HOST:PORT, or https://HOST:PORT for TLS
     #[arg(long, value_name = "URL", default_value = DEFAULT_SERVER)]
     server: String,
-    /// Give up after this many seconds (connection and check together)
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    timeout: Option<Duration>,
+    /// Extra CA certificate (PEM) to trust for an https:// server, on top of
+    /// the system's roots (e.g. the ca.pem of `breach-server dev-cert`)
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+    /// Deadline of each call to the server (and of connecting), in seconds
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_seconds,
+        default_value = "60"
+    )]
+    timeout: Duration,
+    /// Most seconds spent waiting to retry calls the server refused because
+    /// it was busy or unavailable, over the whole check; 0 never retries
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_budget,
+        default_value = "300"
+    )]
+    retry_budget: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +185,13 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn parse_budget(text: &str) -> Result<Duration, String> {
+    if text.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(text)
+}
+
 /// Parses the process arguments, runs the command, prints the answer and
 /// returns the exit status. Errors go to stderr, results to stdout.
 pub fn run() -> ExitCode {
@@ -177,7 +219,7 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
             };
             let vault = read_vault_file(&args.file, format)?;
             let progress = Spinner::new();
-            let options = options(&args.server, &progress);
+            let options = options(&args.server, &progress)?;
             let report = runtime.block_on(check_vault(&args.server.server, &vault, &options));
             progress.finish();
             let report = report?;
@@ -197,7 +239,7 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
         Command::CheckPassword(args) => {
             let password = read_password()?;
             let progress = Spinner::new();
-            let options = options(&args.server, &progress);
+            let options = options(&args.server, &progress)?;
             let report = runtime.block_on(check_password(&args.server.server, &password, &options));
             progress.finish();
             let report = report?;
@@ -217,12 +259,30 @@ pub fn run_cli(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn options(server: &ServerArgs, progress: &Spinner) -> CheckOptions {
-    CheckOptions {
-        timeout: server.timeout,
+fn options(server: &ServerArgs, progress: &Spinner) -> anyhow::Result<CheckOptions> {
+    let ca_certificate = match &server.ca_cert {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let retry = if server.retry_budget.is_zero() {
+        RetryPolicy::never()
+    } else {
+        RetryPolicy {
+            budget: server.retry_budget,
+            ..RetryPolicy::default()
+        }
+    };
+    Ok(CheckOptions {
+        timeout: None,
+        call_timeout: server.timeout,
+        retry,
+        ca_certificate,
         max_items_per_round: None,
         progress: progress.callback(),
-    }
+    })
 }
 
 /// The password for `check-password`: a hidden prompt on a terminal, else
@@ -280,6 +340,14 @@ impl Spinner {
             Progress::Connected { .. } => bar.set_message("encrypting and querying"),
             Progress::RoundsPlanned(n) => bar.inc_length(n as u64),
             Progress::RoundDone { .. } => bar.inc(1),
+            Progress::Waiting { rpc, wait, .. } => bar.set_message(format!(
+                "server busy ({rpc}), retrying in {:.1} s",
+                wait.as_secs_f64()
+            )),
+            Progress::ParametersChanged { .. } => {
+                bar.set_message("the server's database changed, checking again")
+            }
+            Progress::TierChosen { .. } => {}
         }))
     }
 
@@ -293,6 +361,7 @@ impl Spinner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::DEFAULT_CALL_TIMEOUT;
     use clap::CommandFactory;
 
     #[test]
@@ -306,5 +375,18 @@ mod tests {
         assert!(parse_seconds("0").is_err());
         assert!(parse_seconds("-3").is_err());
         assert!(parse_seconds("soon").is_err());
+        assert_eq!(parse_budget("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_budget("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_budget("-1").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_library() {
+        let cli = Cli::parse_from(["breach-client", "check", "vault.csv"]);
+        let Command::Check(args) = cli.command else {
+            panic!("check");
+        };
+        assert_eq!(args.server.timeout, DEFAULT_CALL_TIMEOUT);
+        assert_eq!(args.server.retry_budget, RetryPolicy::default().budget);
     }
 }

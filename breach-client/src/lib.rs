@@ -5,7 +5,9 @@
 //! breach server ([`check`]) with an OPRF in front of a labeled private set
 //! intersection over BFV homomorphic encryption (`psi-core`), over the gRPC
 //! contract of `breach-proto`. The `breach-client` binary is a thin layer
-//! over [`cli`].
+//! over [`cli`]. Servers are reached over `http://` or `https://` (TLS,
+//! trusting the system's roots plus [`CheckOptions::ca_certificate`]);
+//! calls refused for load are retried ([`retry`]).
 //!
 //! The server never sees a username, a password or a hash of either: only
 //! blinded group elements and ciphertexts under a key that never leaves this
@@ -37,12 +39,17 @@
 pub mod check;
 pub mod cli;
 pub mod report;
+pub mod retry;
+mod transport;
 pub mod vault;
 
 pub use check::{
-    CheckOptions, Client, DEFAULT_SERVER, Error, Progress, ProgressFn, check_password, check_vault,
+    CheckOptions, Client, DEFAULT_CALL_TIMEOUT, DEFAULT_SERVER, Error, Progress, ProgressFn,
+    check_password, check_vault,
 };
 pub use report::{EntryResult, PasswordReport, Report};
+pub use retry::RetryPolicy;
 pub use vault::{
-    Password, Vault, VaultEntry, VaultError, VaultFormat, VaultReader, read_vault, read_vault_file,
+    Password, Skipped, Vault, VaultEntry, VaultError, VaultFormat, VaultReader, read_vault,
+    read_vault_file,
 };

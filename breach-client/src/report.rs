@@ -6,13 +6,17 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use unicode_width::UnicodeWidthStr;
 
+use crate::vault::Skipped;
+
 /// The answer for a whole vault: one [`EntryResult`] per login entry, in
 /// file order.
 ///
-/// Serializes (with `serde_json`) to exactly the CLI's `--json` output:
+/// Serializes (with `serde_json`) to exactly the CLI's `--json` output;
+/// `skipped` (rows of the export not checked, by reason) appears only when
+/// a row was skipped:
 ///
 /// ```
-/// use breach_client::{EntryResult, Report};
+/// use breach_client::{EntryResult, Report, Skipped};
 ///
 /// let report = Report {
 ///     checked: 1,
@@ -25,11 +29,16 @@ use unicode_width::UnicodeWidthStr;
 ///         password_breached: false,
 ///         password_seen: 0,
 ///     }],
+///     skipped: Skipped::default(),
 /// };
 /// assert_eq!(
 ///     serde_json::to_string(&report).unwrap(),
 ///     r#"{"checked":1,"results":[{"entry":2,"url":"https://example.com/","username":"alice","credential_breached":true,"breach_count":3,"password_breached":false,"password_seen":0}]}"#
 /// );
+/// let report = Report { skipped: Skipped { empty_password: 2, not_a_login: 0 }, ..report };
+/// assert!(serde_json::to_string(&report).unwrap().ends_with(
+///     r#""password_seen":0}],"skipped":{"empty_password":2,"not_a_login":0}}"#
+/// ));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -37,6 +46,10 @@ pub struct Report {
     pub checked: usize,
     /// One result per login entry, in file order.
     pub results: Vec<EntryResult>,
+    /// Rows of the export that were not checked, by reason (left out of
+    /// the JSON when none).
+    #[serde(skip_serializing_if = "Skipped::is_none")]
+    pub skipped: Skipped,
 }
 
 /// The answer for one login entry. Field order is the JSON field order.
@@ -149,6 +162,30 @@ impl Report {
             passwords,
             clean,
         );
+        if !self.skipped.is_none() {
+            let mut why = Vec::new();
+            let n = self.skipped.empty_password;
+            if n > 0 {
+                why.push(format!(
+                    "{n} {} an empty password",
+                    plural(n, "login has", "logins have")
+                ));
+            }
+            let n = self.skipped.not_a_login;
+            if n > 0 {
+                why.push(format!(
+                    "{n} {} not a login (note, card or identity)",
+                    plural(n, "row is", "rows are")
+                ));
+            }
+            let total = self.skipped.total();
+            let _ = writeln!(
+                out,
+                "{total} {} not checked: {}.",
+                plural(total, "row", "rows"),
+                why.join(", ")
+            );
+        }
         if !breached.is_empty() {
             out.push_str(
                 "Change every password listed above, first those whose username+password pair was found.\n",
@@ -235,6 +272,7 @@ mod tests {
         let report = Report {
             checked: 3,
             results: vec![entry(1, 2, 5), entry(2, 0, 0), entry(4, 0, 7)],
+            skipped: Skipped::default(),
         };
         let table = report.to_table();
         assert!(table.contains("site1.example"));
@@ -251,12 +289,49 @@ mod tests {
         let report = Report {
             checked: 1,
             results: vec![entry(1, 0, 0)],
+            skipped: Skipped::default(),
         };
         assert!(!report.any_breached());
         assert_eq!(
             report.to_table(),
             "1 entry checked: 0 with the username+password pair in a breach, \
              0 with a password seen in breaches, 1 not found.\n"
+        );
+    }
+
+    #[test]
+    fn skipped_rows_are_counted_with_their_reason() {
+        let report = Report {
+            checked: 1,
+            results: vec![entry(1, 0, 0)],
+            skipped: Skipped {
+                empty_password: 2,
+                not_a_login: 1,
+            },
+        };
+        let table = report.to_table();
+        assert!(
+            table.ends_with(
+                "3 rows not checked: 2 logins have an empty password, \
+                 1 row is not a login (note, card or identity).\n"
+            ),
+            "{table}"
+        );
+        assert!(
+            report
+                .to_json()
+                .ends_with(r#","skipped":{"empty_password":2,"not_a_login":1}}"#)
+        );
+        let one = Report {
+            skipped: Skipped {
+                empty_password: 1,
+                not_a_login: 0,
+            },
+            ..report
+        };
+        assert!(
+            one.to_table()
+                .ends_with("1 row not checked: 1 login has an empty password.\n")
         );
     }
 

@@ -286,6 +286,31 @@ pub struct Vault {
     pub format: VaultFormat,
     /// The login entries; non-login and password-less rows are left out.
     pub entries: Vec<VaultEntry>,
+    /// How many rows were left out, and why.
+    pub skipped: Skipped,
+}
+
+/// Rows of an export that were not checked, by reason. Serializes as
+/// `{"empty_password": N, "not_a_login": M}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    /// Logins with an empty password (nothing to check: passkeys, single
+    /// sign-on, or a password never saved).
+    pub empty_password: usize,
+    /// Rows that are not logins (Bitwarden secure notes, cards, identities).
+    pub not_a_login: usize,
+}
+
+impl Skipped {
+    /// Whether no row was skipped.
+    pub fn is_none(&self) -> bool {
+        self.empty_password == 0 && self.not_a_login == 0
+    }
+
+    /// Rows skipped for any reason.
+    pub fn total(&self) -> usize {
+        self.empty_password + self.not_a_login
+    }
 }
 
 /// Why an export could not be read. Every variant names the file (or
@@ -293,8 +318,8 @@ pub struct Vault {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VaultError {
-    /// The file could not be opened or read.
-    #[error("{file}: {source}")]
+    /// The file could not be opened or read (the reason is the `source`).
+    #[error("{file}: cannot read the file")]
     Io {
         /// The file.
         file: String,
@@ -483,6 +508,7 @@ impl VaultReader {
             })?;
 
         let mut entries = Vec::new();
+        let mut skipped = Skipped::default();
         let mut number = 0usize;
         while let Some(line) = self.next_record(&mut csv, &mut record)? {
             number += 1;
@@ -490,9 +516,11 @@ impl VaultReader {
             if let Some(kind) = columns.item_type
                 && !fields[kind].trim().eq_ignore_ascii_case("login")
             {
+                skipped.not_a_login += 1;
                 continue;
             }
             if fields[columns.password].is_empty() {
+                skipped.empty_password += 1;
                 continue;
             }
             if entries.len() >= self.max_entries {
@@ -516,7 +544,11 @@ impl VaultReader {
                 password: Password::new(fields[columns.password].to_owned()),
             });
         }
-        Ok(Vault { format, entries })
+        Ok(Vault {
+            format,
+            entries,
+            skipped,
+        })
     }
 
     /// Reads the next record and returns the line it starts on (`None` at

@@ -8,7 +8,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use breach_client::read_vault_file;
+use breach_client::{Skipped, read_vault_file};
 use common::{ServerConfig, corpus, fixtures_dir, start_server};
 
 fn bin() -> Command {
@@ -41,7 +41,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// The expected `--json` line written out field by field, so field order
 /// and formatting are checked too, not just the values.
-fn expected_json_line(expected: &serde_json::Value) -> String {
+fn expected_json_line(expected: &serde_json::Value, skipped: Skipped) -> String {
     let results: Vec<String> = expected["results"]
         .as_array()
         .unwrap()
@@ -60,8 +60,16 @@ fn expected_json_line(expected: &serde_json::Value) -> String {
             )
         })
         .collect();
+    let skipped = if skipped.is_none() {
+        String::new()
+    } else {
+        format!(
+            ",\"skipped\":{{\"empty_password\":{},\"not_a_login\":{}}}",
+            skipped.empty_password, skipped.not_a_login
+        )
+    };
     format!(
-        "{{\"checked\":{},\"results\":[{}]}}\n",
+        "{{\"checked\":{},\"results\":[{}]{skipped}}}\n",
         expected["checked"],
         results.join(",")
     )
@@ -88,7 +96,8 @@ fn json_output_is_exact_and_exit_is_1() {
         ]);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
         let stdout = text(&out.stdout);
-        assert_eq!(stdout, expected_json_line(&expected), "{format}");
+        let skipped = read_vault_file(&csv, None).unwrap().skipped;
+        assert_eq!(stdout, expected_json_line(&expected, skipped), "{format}");
         // Entry numbers skip the non-login rows, as the records do.
         let entries: Vec<u64> = expected["results"]
             .as_array()
@@ -190,7 +199,12 @@ fn vault_errors_name_file_and_line_and_exit_2() {
     let missing = dir.path().join("missing.csv");
     let out = run(&["check", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("missing.csv"));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("missing.csv"), "{stderr}");
+    // The cause is printed once.
+    let cause = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+    let os_error = "(os error 2)";
+    assert_eq!(stderr.matches(os_error).count(), 1, "{stderr} ({cause})");
 
     let unknown = dir.path().join("unknown.csv");
     std::fs::write(&unknown, "a,b,c\n1,2,3\n").unwrap();
@@ -211,14 +225,29 @@ fn server_errors_exit_2_with_the_status_message() {
         fail_with: Some("maintenance window until 03:00".into()),
         ..ServerConfig::default()
     });
-    let out = run(&["check", "--server", &server.url(), csv.to_str().unwrap()]);
+    // UNAVAILABLE is retried within the budget, then reported.
+    let out = run(&[
+        "check",
+        "--server",
+        &server.url(),
+        "--retry-budget",
+        "1",
+        csv.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("maintenance window until 03:00"),
         "{stderr}"
     );
-    assert!(stderr.contains("GetParameters"), "{stderr}");
+    assert!(stderr.contains("GetParameters gave up after"), "{stderr}");
+    assert!(
+        server
+            .stats
+            .get_parameters
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 2
+    );
     assert!(out.stdout.is_empty());
 
     let addr = {
@@ -295,6 +324,9 @@ fn help_explains_what_is_sent() {
         "1password",
         "--json",
         "--timeout",
+        "--retry-budget",
+        "--ca-cert",
+        "https://",
         "Examples:",
     ] {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
@@ -330,4 +362,38 @@ fn timeout_ends_a_stalled_check_with_exit_2() {
         stderr.contains("did not finish within") || stderr.contains("cannot connect"),
         "{stderr}"
     );
+}
+
+#[test]
+fn rows_left_out_are_counted() {
+    let server = start_server(ServerConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chrome.csv");
+    std::fs::write(
+        &path,
+        "name,url,username,password,note\n\
+         a,https://a.example/,alice,correct horse battery staple 1,\n\
+         b,https://b.example/,bob,,\n\
+         c,https://c.example/,carol,,\n",
+    )
+    .unwrap();
+    let out = run(&["check", "--server", &server.url(), path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("1 entry checked")
+            && stdout.contains("2 rows not checked: 2 logins have an empty password."),
+        "{stdout}"
+    );
+    let out = run(&[
+        "check",
+        "--json",
+        "--server",
+        &server.url(),
+        path.to_str().unwrap(),
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["checked"], 1);
+    assert_eq!(json["skipped"]["empty_password"], 2);
+    assert_eq!(json["skipped"]["not_a_login"], 0);
 }

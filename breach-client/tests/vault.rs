@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use breach_client::vault::{
-    Vault, VaultError, VaultFormat, VaultReader, read_vault, read_vault_file,
+    Skipped, Vault, VaultError, VaultFormat, VaultReader, read_vault, read_vault_file,
 };
 
 /// `(record, line, url, username, password)` of every entry.
@@ -62,6 +62,13 @@ fn chrome() {
                 "say \"hi\""
             ),
         ]
+    );
+    assert_eq!(
+        vault.skipped,
+        Skipped {
+            empty_password: 1,
+            not_a_login: 0
+        }
     );
 }
 
@@ -136,6 +143,13 @@ fn bitwarden_skips_notes_cards_and_identities() {
             ),
             (5, 7, "Router", "admin", "router-admin-1"),
         ]
+    );
+    assert_eq!(
+        vault.skipped,
+        Skipped {
+            empty_password: 0,
+            not_a_login: 3
+        }
     );
 }
 
@@ -545,6 +559,11 @@ fn read_vault_file_names_the_path() {
     let err = read_vault_file(&missing, None).unwrap_err();
     assert!(matches!(err, VaultError::Io { .. }));
     assert!(err.to_string().contains("missing.csv"), "{err}");
+    // The OS error is the source, not repeated in the message.
+    let source = std::error::Error::source(&err)
+        .expect("io source")
+        .to_string();
+    assert!(!err.to_string().contains(&source), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
