@@ -82,7 +82,7 @@ fn import_and_build_while_serving_swaps_without_failed_checks() {
     // before, during and after the swap (the new pair touches none of it).
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
-    let checkers: Vec<_> = (0..1)
+    let checkers: Vec<_> = (0..2)
         .map(|_| {
             let (stop, done, url) = (stop.clone(), done.clone(), url.clone());
             std::thread::spawn(move || {
