@@ -384,8 +384,19 @@ pub fn check_json(
     vault: &Path,
     format: Option<&str>,
 ) -> (Output, Option<serde_json::Value>) {
+    check_json_with(url, &[], vault, format)
+}
+
+/// [`check_json`] with extra client arguments (e.g. `--ca-cert PEM`).
+pub fn check_json_with(
+    url: &str,
+    extra: &[&str],
+    vault: &Path,
+    format: Option<&str>,
+) -> (Output, Option<serde_json::Value>) {
     let vault = vault.to_str().expect("fixture paths are UTF-8");
     let mut args = vec!["check", "--json", "--timeout", "300", "--server", url];
+    args.extend(extra);
     if let Some(f) = format {
         args.extend(["--format", f]);
     }
@@ -399,8 +410,23 @@ pub fn check_json(
 /// the known answer and that it exited 1 (every fixture vault has
 /// breached entries).
 pub fn assert_fixture_answer(url: &str, format: &str, explicit_format: bool) {
+    fixture_answer(url, &[], format, explicit_format);
+}
+
+/// [`assert_fixture_answer`] (format detected) with extra client
+/// arguments, e.g. `--ca-cert PEM` for an `https://` URL.
+pub fn assert_fixture_answer_at(url: &str, extra: &[&str], format: &str) {
+    fixture_answer(url, extra, format, false);
+}
+
+fn fixture_answer(url: &str, extra: &[&str], format: &str, explicit_format: bool) {
     let expected = expected_report(format);
-    let (out, json) = check_json(url, &vault_path(format), explicit_format.then_some(format));
+    let (out, json) = check_json_with(
+        url,
+        extra,
+        &vault_path(format),
+        explicit_format.then_some(format),
+    );
     assert_eq!(
         out.code(),
         Some(1),
