@@ -16,6 +16,7 @@ use breach_proto::v1 as pb;
 use breach_proto::v1::breach_check_client::BreachCheckClient;
 use breach_server::health::{self, HealthState};
 use breach_server::import::{ImportOptions, import_file};
+use breach_server::live::Catalog;
 use breach_server::psi_db::{BuildOptions, CollectionDb};
 use breach_server::server::{self, ServeConfig, ServerHandle};
 use breach_server::store::{Collection, Store};
@@ -435,6 +436,67 @@ async fn health_reports_each_collection_and_the_service() {
         health_of(&mut client, &creds).await,
         Err(tonic::Code::NotFound)
     );
+    handle.shutdown().await.unwrap();
+}
+
+/// `serve` binds before loading: until a collection has a database it is
+/// NOT_SERVING and its requests get UNAVAILABLE; health follows the
+/// catalog as databases are swapped in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_follows_the_catalog_while_loading() {
+    let serving = Ok(ServingStatus::Serving as i32);
+    let not_serving = Ok(ServingStatus::NotServing as i32);
+    let creds = health::collection_service(Collection::Credentials);
+    let pwds = health::collection_service(Collection::Passwords);
+    let catalog = std::sync::Arc::new(Catalog::new(&Collection::ALL));
+    let listener = server::bind("127.0.0.1:0").await.unwrap();
+    let handle = server::serve_on(listener, catalog.clone(), &local_config())
+        .await
+        .unwrap();
+    let addr = handle.local_addr().to_string();
+    let mut client = health_client(&addr).await;
+    let watcher = client.clone();
+    let eventually = |want: Result<i32, tonic::Code>, service: String| {
+        let mut client = watcher.clone();
+        async move {
+            for _ in 0..200 {
+                if health_of(&mut client, &service).await == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("{service:?} never became {want:?}");
+        }
+    };
+    for s in ["", health::SERVICE, &creds, &pwds] {
+        assert_eq!(health_of(&mut client, s).await, not_serving, "{s:?}");
+    }
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut breach = BreachCheckClient::new(channel);
+    let status = breach
+        .evaluate_oprf(pb::OprfRequest {
+            collection: pb::Collection::Passwords as i32,
+            blinded_elements: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("loading"), "{status:?}");
+
+    let mut dbs = load(&Collection::ALL).await;
+    let passwords = dbs.pop().unwrap();
+    assert_eq!(passwords.collection, Collection::Passwords);
+    catalog.install(passwords).unwrap();
+    eventually(serving, pwds.clone()).await;
+    assert_eq!(health_of(&mut client, &creds).await, not_serving);
+    assert_eq!(health_of(&mut client, health::SERVICE).await, not_serving);
+    catalog.install(dbs.pop().unwrap()).unwrap();
+    eventually(serving, health::SERVICE.to_string()).await;
+    assert_eq!(health_of(&mut client, &creds).await, serving);
     handle.shutdown().await.unwrap();
 }
 
