@@ -331,6 +331,26 @@ impl PlaintextNtt {
 
     /// Decodes and validates an NTT-form plaintext of `params`.
     pub fn from_bytes(bytes: &[u8], params: &Arc<BfvParameters>) -> Result<Self> {
+        let (level, data) = Self::decode_residues(bytes, params)?;
+        Ok(PlaintextNtt::assemble(params, level, data))
+    }
+
+    /// Like [`from_bytes`](Self::from_bytes), but the result is
+    /// [compact](Self::new_compact): no Shoup constants are computed (half
+    /// the memory, no work beyond unpacking and range checks). For loading
+    /// a database of many plaintexts.
+    pub fn from_bytes_compact(bytes: &[u8], params: &Arc<BfvParameters>) -> Result<Self> {
+        let (level, data) = Self::decode_residues(bytes, params)?;
+        Ok(Self {
+            fingerprint: params.fingerprint(),
+            level,
+            data,
+            shoup: Vec::new(),
+        })
+    }
+
+    /// The level and range-checked residues of a serialized NTT-form plaintext.
+    fn decode_residues(bytes: &[u8], params: &BfvParameters) -> Result<(usize, Vec<u64>)> {
         let mut r = Reader::new(bytes, tag::PLAINTEXT_NTT, params)?;
         let level = r.u8()? as usize;
         if level > params.max_level() {
@@ -340,7 +360,7 @@ impl PlaintextNtt {
         }
         let data = r.rns(&level_moduli(params, level), params.degree())?;
         r.finish()?;
-        Ok(PlaintextNtt::assemble(params, level, data))
+        Ok((level, data))
     }
 }
 
