@@ -132,6 +132,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A query was built for parameters no tier of the collection has
+    /// (typically: the database was rebuilt with new parameters since the
+    /// client fetched them).
+    #[error(
+        "the query was built for parameters this server no longer serves for {collection} (the \
+         database was rebuilt); fetch the parameters again"
+    )]
+    StaleParameters {
+        /// The collection queried.
+        collection: crate::store::Collection,
+    },
+
     /// A request is malformed or breaks a fixed limit (retrying it will
     /// not help).
     #[error("{0}")]
@@ -191,6 +203,7 @@ impl From<Error> for tonic::Status {
                 Status::invalid_argument("collection must be CREDENTIALS or PASSWORDS")
             }
             Error::InvalidRequest(m) => Status::invalid_argument(m.clone()),
+            Error::StaleParameters { .. } => Status::failed_precondition(e.to_string()),
             Error::Busy { .. } | Error::RateLimited { .. } => {
                 Status::resource_exhausted(e.to_string())
             }
