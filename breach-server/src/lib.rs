@@ -6,8 +6,9 @@
 //!   with their counts, change tracking for the PSI database builder.
 //! - [`import`]: streaming, resumable, idempotent importers for combo
 //!   (`username:password`), Pwned Passwords (`SHA1:COUNT`) and CSV dumps.
-//! - [`psi_db`]: the PSI sender database of each collection, built from
-//!   the store, saved next to it and refreshed incrementally; OPRF keys.
+//! - [`psi_db`]: the PSI sender databases of each collection (a small and
+//!   a full tier), built from the store, saved next to it, refreshed
+//!   incrementally and loaded without recomputation; OPRF keys.
 //! - [`service`]: the `breach.v1.BreachCheck` gRPC service and its limits.
 //! - [`server`]: binding, serving (with gRPC health), graceful shutdown;
 //!   [`server::serve`] returns a [`server::ServerHandle`] for tests and

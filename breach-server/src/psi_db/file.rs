@@ -52,6 +52,9 @@ pub(super) struct FileHeader {
     pub tiers: Vec<Tier>,
 }
 
+/// Each tier's database header, in file order.
+pub(super) type TierHeaders = Vec<(Tier, SavedHeader)>;
+
 /// A file as read back.
 pub(super) struct Saved {
     pub generation: u64,
@@ -159,7 +162,7 @@ pub(super) fn header(path: &Path) -> Result<Option<FileHeader>> {
 
 /// The file's header and each tier's database header, without reading the
 /// databases (seeks past them); `None` if there is no file.
-pub(super) fn headers(path: &Path) -> Result<Option<(FileHeader, Vec<(Tier, SavedHeader)>)>> {
+pub(super) fn headers(path: &Path) -> Result<Option<(FileHeader, TierHeaders)>> {
     let Some(mut r) = open(path)? else {
         return Ok(None);
     };
