@@ -113,9 +113,11 @@ pub struct SenderDb {
     label_parts: usize,
     bundles: Vec<Vec<BinBundle>>,
     items: u64,
-    /// Every item present (not saved: rebuilt on load). Inserting a new
-    /// item needs no scan of its bins' bundles for an older copy.
-    index: HashSet<u128>,
+    /// Every item present, so inserting a new item needs no scan of its
+    /// bins' bundles for an older copy. Not saved: `None` after a load,
+    /// built from the bins on the first change ([`Self::index`]), so a
+    /// database loaded only to answer never pays for it.
+    index: Option<HashSet<u128>>,
 }
 
 impl SenderDb {
@@ -145,7 +147,7 @@ impl SenderDb {
             label_parts,
             bundles,
             items: 0,
-            index: HashSet::new(),
+            index: Some(HashSet::new()),
         })
     }
 
@@ -229,6 +231,23 @@ impl SenderDb {
         self.regenerate(|_, _| {})
     }
 
+    /// The item index, built from the bins on first use after a load.
+    fn index(&mut self) -> &mut HashSet<u128> {
+        let bundles = &self.bundles;
+        let items = self.items as usize;
+        self.index.get_or_insert_with(|| {
+            let mut index = HashSet::with_capacity(items);
+            index.extend(
+                bundles
+                    .iter()
+                    .flatten()
+                    .flat_map(|b| b.bins.iter().flatten())
+                    .map(|e| e.item),
+            );
+            index
+        })
+    }
+
     fn bin_location(&self, bin: usize) -> (usize, usize) {
         let bpb = self.params.bins_per_bundle();
         (bin / bpb, bin % bpb)
@@ -257,11 +276,11 @@ impl SenderDb {
         }
         let h = self.params.hash_functions;
         let table = self.params.table_size;
-        self.index.reserve(items.len());
+        self.index().reserve(items.len());
         for p in items {
             let item = p.item.as_u128();
             let bins: Vec<usize> = simple_hash_bins(&p.item, h, table).collect();
-            if !self.index.insert(item) {
+            if !self.index().insert(item) {
                 self.replace_label(item, &bins, &p.label);
                 continue;
             }
@@ -357,7 +376,7 @@ impl SenderDb {
         let mut removed = 0;
         for h in hashed {
             let item = h.as_u128();
-            if !self.index.remove(&item) {
+            if !self.index().remove(&item) {
                 continue;
             }
             let mut found = false;
@@ -438,7 +457,7 @@ impl SenderDb {
             }
         }
         // The item index: a 16-byte key and a control byte per bucket.
-        bytes += (self.index.capacity() * 17) as u64;
+        bytes += (self.index.as_ref().map_or(0, HashSet::capacity) * 17) as u64;
         SenderDbStats {
             items: self.items,
             bundles,

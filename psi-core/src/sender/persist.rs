@@ -40,7 +40,7 @@
 //! the bins its item hashes to and the item table, and rejects trailing
 //! bytes; errors are [`Error`]s, never panics.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -138,7 +138,12 @@ fn read_array<const N: usize>(r: &mut impl Read) -> Result<[u8; N]> {
 /// Reads `len` bytes without trusting `len` for the allocation: the buffer
 /// grows with what is actually read.
 fn read_exactly(r: &mut impl Read, len: u64) -> Result<Vec<u8>> {
-    let mut buf = Vec::new();
+    read_exactly_into(r, len, Vec::new())
+}
+
+/// [`read_exactly`] into a reused buffer (its capacity is kept).
+fn read_exactly_into(r: &mut impl Read, len: u64, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+    buf.clear();
     buf.try_reserve(len.min(1 << 26) as usize)
         .map_err(|_| Error::Io("out of memory".into()))?;
     r.by_ref().take(len).read_to_end(&mut buf).map_err(io_err)?;
@@ -156,13 +161,18 @@ struct RawSection {
 
 impl RawSection {
     fn read(r: &mut impl Read, max: u64, what: &str) -> Result<Self> {
+        Self::read_into(r, max, what, Vec::new())
+    }
+
+    /// [`read`](Self::read) into a reused buffer.
+    fn read_into(r: &mut impl Read, max: u64, what: &str, buf: Vec<u8>) -> Result<Self> {
         let len = u64::from_le_bytes(read_array(r)?);
         if len > max {
             return Err(corrupt(format!(
                 "{what} claims {len} bytes; these parameters allow at most {max}"
             )));
         }
-        let bytes = read_exactly(r, len)?;
+        let bytes = read_exactly_into(r, len, buf)?;
         let digest = read_array(r)?;
         Ok(Self { bytes, digest })
     }
@@ -453,14 +463,14 @@ impl SenderDb {
         items
             .try_reserve_exact(header.items as usize)
             .map_err(|_| Error::Io("out of memory".into()))?;
-        db.index.reserve(header.items as usize);
+        // The item index is left to be built on the first change: a
+        // repeated item in the table is caught by the reference counts
+        // below (its second copy sits in no bin).
+        db.index = None;
         let ll = label_len(&db.params);
         for _ in 0..header.items {
             let item = u128::from_le_bytes(r.array::<16>()?);
             let label = (ll > 0).then(|| r.take(ll).map(Arc::from)).transpose()?;
-            if !db.index.insert(item) {
-                return Err(corrupt("an item appears twice in the item table"));
-            }
             items.push((item, label));
         }
         r.finish()?;
@@ -478,9 +488,13 @@ impl SenderDb {
         let bundle_count = header.bundles;
         let decoded: Result<Vec<(u64, u32, BinBundle)>> = std::thread::scope(|s| {
             let (tx, rx) = mpsc::sync_channel::<Result<(u64, RawSection)>>(READ_AHEAD);
+            // Section buffers come back here once decoded, so the few in
+            // flight are reused instead of freshly mapped for every bundle.
+            let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
             let reader = s.spawn(move || {
                 for i in 0..bundle_count {
-                    let section = RawSection::read(&mut *input, max_section, "a bundle");
+                    let buf = spare_rx.try_recv().unwrap_or_default();
+                    let section = RawSection::read_into(&mut *input, max_section, "a bundle", buf);
                     let failed = section.is_err();
                     if tx.send(section.map(|s| (i, s))).is_err() || failed {
                         break;
@@ -490,10 +504,11 @@ impl SenderDb {
             let decoded = rx
                 .into_iter()
                 .par_bridge()
-                .map(|section| {
+                .map_with(spare_tx, |spare, section| {
                     let (i, raw) = section?;
                     let bytes = raw.verified("a bundle")?;
                     let (bi, bundle) = decoder.decode(&bytes)?;
+                    let _ = spare.send(bytes);
                     Ok((i, bi, bundle))
                 })
                 .collect::<Result<Vec<_>>>();
@@ -563,11 +578,9 @@ impl BundleDecoder<'_> {
             sizes.push(size);
         }
         let mut bins = Vec::with_capacity(bpb);
-        let mut seen = HashSet::new();
         for (pos, &size) in sizes.iter().enumerate() {
             let bin_index = bi as usize * bpb + pos;
             let mut bin = Vec::with_capacity(size);
-            seen.clear();
             for _ in 0..size {
                 let idx = r.u32()? as usize;
                 let (item, label) = self
@@ -580,7 +593,7 @@ impl BundleDecoder<'_> {
                     params.table_size,
                 )
                 .any(|b| b == bin_index);
-                if !in_bin || !seen.insert(idx) {
+                if !in_bin {
                     return Err(corrupt("an entry sits in a bin its item does not hash to"));
                 }
                 self.references[idx].fetch_add(1, Ordering::Relaxed);
@@ -712,7 +725,10 @@ mod tests {
             // Plaintexts equal to the saved ones, masks included: a
             // regeneration would have drawn new random masks.
             assert_eq!(loaded.bundles, db.bundles);
-            assert_eq!(loaded.index, db.index);
+            // The item index is built on the first change only.
+            assert!(loaded.index.is_none());
+            let mut rebuilt = SenderDb::load(bytes.as_slice(), key_of(&db)).unwrap();
+            assert_eq!(rebuilt.index(), db.index.as_ref().unwrap());
             let (ls, ds) = (loaded.stats(), db.stats());
             assert_eq!((ls.items, ls.bundles), (ds.items, ds.bundles));
             // Exact capacities when loaded: never more memory than built.
