@@ -204,7 +204,7 @@ impl BreachService {
                     pb::CollectionParameters {
                         collection: pb::Collection::from(c.collection) as i32,
                         psi_params: params.to_wire(),
-                        item_count: t.db.stats().items,
+                        item_count: t.db.item_count(),
                         he_params_fingerprint: params.fingerprint().to_vec(),
                         max_query_items: t.tier.max_query_items(),
                         tier: t.tier.name().into(),

@@ -17,7 +17,7 @@
 //! | each tier's sender database ([`SenderDb::save`], self-checksummed) | |
 //!
 //! Nothing follows the last database. The snapshot serves only incremental
-//! refreshes; serving skips it ([`read`] with `with_snapshot = false`).
+//! refreshes; serving skips it (`read` with `with_snapshot = false`).
 //! The file is written to a temporary file, synced, then renamed over the
 //! old one, so a crash or a concurrent reader sees either the old or the
 //! new file, never a mix, and both tiers always change together.
@@ -239,7 +239,7 @@ pub(super) fn read(path: &Path, key: &OprfKey, with_snapshot: bool) -> Result<Op
     let mut tiers = Vec::with_capacity(header.tiers.len());
     for &tier in &header.tiers {
         let db = SenderDb::load_from(&mut r, copy_key(key)?).map_err(|e| psi(path, e))?;
-        if db.stats().items != header.snapshot_rows {
+        if db.item_count() != header.snapshot_rows {
             return Err(bad(
                 path,
                 format!("the {tier} tier's item count disagrees with the snapshot"),

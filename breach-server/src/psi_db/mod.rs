@@ -18,8 +18,8 @@
 //!
 //! | file | contents | module |
 //! | --- | --- | --- |
-//! | `<collection>.oprf-key` | the collection's 32-byte OPRF key, mode 0600 | [`keys`] |
-//! | `<collection>.senderdb` | generation, snapshot and both tiers' databases | [`file`] |
+//! | `<collection>.oprf-key` | the collection's 32-byte OPRF key, mode 0600 | [`keys`](mod@keys) |
+//! | `<collection>.senderdb` | generation, snapshot and both tiers' databases | [`file`](mod@file) |
 //!
 //! [`refresh`] (module `refresh`) brings a collection's file up to date
 //! with the store; [`load`] only reads it (what `serve` does, in seconds:
@@ -196,7 +196,7 @@ impl CollectionDb {
 
     /// Distinct items (the same in every tier).
     pub fn items(&self) -> u64 {
-        self.tiers.first().map_or(0, |t| t.db.stats().items)
+        self.tiers.first().map_or(0, |t| t.db.item_count())
     }
 
     /// Sets the `breach_db_*` gauges of this collection (no-ops without a
@@ -207,7 +207,7 @@ impl CollectionDb {
             .set(self.generation as f64);
         for t in &self.tiers {
             metrics::gauge!("breach_db_items", "collection" => collection, "tier" => t.tier.name())
-                .set(t.db.stats().items as f64);
+                .set(t.db.item_count() as f64);
         }
     }
 }

@@ -11,7 +11,7 @@
 //! polynomial (so non-matching slots see noise, never a label). Coefficients
 //! of equal degree across slots are batched into plaintexts held in NTT form.
 
-mod persist;
+pub mod persist;
 
 pub use persist::SavedHeader;
 
@@ -89,7 +89,7 @@ pub struct SenderDbStats {
 ///
 /// ```
 /// use psi_core::{OprfKey, PsiParams, Receiver, SenderDb};
-/// let params = PsiParams::from_json(include_str!("../params/test-small.json")).unwrap();
+/// let params = PsiParams::from_json(include_str!("../../params/test-small.json")).unwrap();
 /// let mut db = SenderDb::new(params.clone(), OprfKey::generate().unwrap()).unwrap();
 /// db.insert(&[(b"alice".as_slice(), b"label-a".as_slice()), (b"bob", b"label-b")]).unwrap();
 /// let receiver = Receiver::new(params).unwrap();
@@ -159,6 +159,12 @@ impl SenderDb {
     /// The OPRF key (secret; for persisting next to the database).
     pub fn oprf_key(&self) -> &OprfKey {
         &self.oprf_key
+    }
+
+    /// Distinct items (cheap, unlike [`stats`](Self::stats), which walks
+    /// every bin).
+    pub fn item_count(&self) -> u64 {
+        self.items
     }
 
     /// Whether labels are stored.

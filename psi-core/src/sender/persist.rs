@@ -213,7 +213,7 @@ fn max_bundle_section(params: &PsiParams, label_parts: usize) -> u64 {
 }
 
 impl SenderDb {
-    /// Writes the database in the [saved layout](self): parameters, a check
+    /// Writes the database in the [saved layout](crate::sender::persist): parameters, a check
     /// value of the OPRF key, the bin placement of every item with its
     /// encrypted label, and every bundle's cached plaintexts, with SHA-256
     /// checksums. The OPRF key itself is not written: keep it separately.
