@@ -275,7 +275,17 @@ fn build(args: &BuildArgs, out: &mut impl Write) -> Result<()> {
         progress: true,
         force: args.force,
     };
-    for (_, report) in server::build_all(&args.store, &options)? {
+    if !args.store.join(DB_FILE_NAME).is_file() {
+        return Err(Error::NoStore {
+            path: args.store.clone(),
+        });
+    }
+    let store = Store::open(&args.store)?;
+    for c in Collection::ALL {
+        // One collection at a time, each dropped before the next is built:
+        // the peak memory is one collection's (both tiers), not both.
+        let (db, report) = psi_db::refresh(&store, c, &options)?;
+        drop(db);
         write_build_report(&report, out).map_err(stdout_err)?;
     }
     Ok(())
