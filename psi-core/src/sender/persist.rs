@@ -64,8 +64,8 @@ pub(super) const DB_VERSION: u16 = 2;
 /// Largest header accepted.
 const MAX_HEADER: u32 = 1 << 20;
 /// Bundles encoded at once while saving (bounds the memory of the encoded
-/// sections in flight).
-const SAVE_BATCH: usize = 16;
+/// sections in flight: a bundle of a 2^20-item database is tens of MB).
+const SAVE_BATCH: usize = 4;
 /// Sections read ahead of the parsing threads while loading (a bundle
 /// section of a 2^20-item database is tens of MB: few in flight keep the
 /// peak memory near the loaded size).
