@@ -456,7 +456,17 @@ fn build(args: &BuildArgs, out: &mut impl Write) -> Result<()> {
         progress: true,
         force: args.force,
     };
-    for (_, report) in server::build_all(&args.store, &options)? {
+    if !args.store.join(DB_FILE_NAME).is_file() {
+        return Err(Error::NoStore {
+            path: args.store.clone(),
+        });
+    }
+    let store = Store::open(&args.store)?;
+    for c in Collection::ALL {
+        // One collection at a time, each dropped before the next is built:
+        // the peak memory is one collection's (both tiers), not both.
+        let (db, report) = psi_db::refresh(&store, c, &options)?;
+        drop(db);
         write_build_report(&report, out).map_err(stdout_err)?;
     }
     Ok(())
@@ -474,14 +484,25 @@ fn write_build_report(r: &BuildReport, out: &mut impl Write) -> io::Result<()> {
     };
     writeln!(
         out,
-        "{}: {what}; {} items in {} bundles, generation {}, {} on disk, {:.1}s",
+        "{}: {what}; {} items, generation {}, {} on disk, {:.1}s",
         r.collection,
-        r.stats.items,
-        r.stats.bundles,
+        r.items,
         r.generation,
         HumanBytes(r.file_bytes),
         r.elapsed.as_secs_f64()
-    )
+    )?;
+    for t in &r.tiers {
+        writeln!(
+            out,
+            "  {} tier (queries of up to {} items): {} bundles over {} bundle indices, {} in memory",
+            t.tier,
+            t.tier.max_query_items(),
+            t.stats.bundles,
+            t.stats.bundle_indices,
+            HumanBytes(t.stats.bytes_in_memory),
+        )?;
+    }
+    Ok(())
 }
 
 fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
@@ -744,38 +765,44 @@ fn stats(args: &StatsArgs, out: &mut impl Write) -> Result<()> {
     )
     .map_err(stdout_err)?;
     for c in Collection::ALL {
-        let line = match psi_db::inspect(&args.store, c) {
+        let line = match psi_db::saved_info(&args.store, c) {
             Ok(None) => format!("  {c}: none (run `breach-server build`)"),
-            Ok(Some(saved)) => {
+            Ok(Some(info)) => {
                 let store_generation = store.generation(c)?;
-                let p = &saved.info.params;
-                let state = if saved.info.generation == store_generation {
+                let state = if info.generation == store_generation {
                     "up to date".to_string()
                 } else {
                     format!("STALE (store is at generation {store_generation})")
                 };
-                format!(
-                    "  {c}: {state}, built from generation {}\n    \
-                     {} items, {} bundles over {} bundle indices, {} in memory, {} on disk\n    \
-                     parameters {}: n={} log q={} t={}, {} bins x {} hashes, \
-                     {} items/bin, {} felts/item, query powers {:?}, {}-byte labels",
-                    saved.info.generation,
-                    saved.stats.items,
-                    saved.stats.bundles,
-                    saved.stats.bundle_indices,
-                    HumanBytes(saved.stats.bytes_in_memory),
-                    HumanBytes(saved.info.file_bytes),
-                    hex::encode(&p.fingerprint()[..8]),
-                    p.bfv.poly_modulus_degree,
-                    p.bfv.coeff_modulus_bits.iter().sum::<u32>(),
-                    p.bfv.plain_modulus,
-                    p.table_size,
-                    p.hash_functions,
-                    p.max_items_per_bin,
-                    p.felts_per_item,
-                    p.query_powers,
-                    p.label_byte_count,
-                )
+                let mut line = format!(
+                    "  {c}: {state}, built from generation {}, {} on disk",
+                    info.generation,
+                    HumanBytes(info.file_bytes),
+                );
+                for (tier, h) in &info.tiers {
+                    let p = &h.params;
+                    line.push_str(&format!(
+                        "\n    {tier} tier (queries of up to {} items): {} items, {} bundles, \
+                         about {} in memory\n      \
+                         parameters {}: n={} log q={} t={}, {} bins x {} hashes, \
+                         {} items/bin, {} felts/item, query powers {:?}, {}-byte labels",
+                        tier.max_query_items(),
+                        h.items,
+                        h.bundles,
+                        HumanBytes(h.bytes_in_memory),
+                        hex::encode(&p.fingerprint()[..8]),
+                        p.bfv.poly_modulus_degree,
+                        p.bfv.coeff_modulus_bits.iter().sum::<u32>(),
+                        p.bfv.plain_modulus,
+                        p.table_size,
+                        p.hash_functions,
+                        p.max_items_per_bin,
+                        p.felts_per_item,
+                        p.query_powers,
+                        p.label_byte_count,
+                    ));
+                }
+                line
             }
             Err(e) => format!("  {c}: unusable: {e}"),
         };

@@ -135,6 +135,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A query was built for parameters no tier of the collection has
+    /// (typically: the database was rebuilt with new parameters since the
+    /// client fetched them).
+    #[error(
+        "the query was built for parameters this server no longer serves for {collection} (the \
+         database was rebuilt); fetch the parameters again"
+    )]
+    StaleParameters {
+        /// The collection queried.
+        collection: crate::store::Collection,
+    },
+
     /// A request is malformed or breaks a fixed limit (retrying it will
     /// not help).
     #[error("{0}")]
@@ -245,6 +257,7 @@ impl From<Error> for tonic::Status {
             Error::InvalidRequest(m) => Status::invalid_argument(m.clone()),
             Error::NotServed { .. } => Status::invalid_argument(e.to_string()),
             Error::Loading { .. } => Status::unavailable(e.to_string()),
+            Error::StaleParameters { .. } => Status::failed_precondition(e.to_string()),
             Error::Busy { retry_after_ms, .. } | Error::RateLimited { retry_after_ms, .. } => {
                 let mut status = Status::resource_exhausted(e.to_string());
                 status.metadata_mut().insert(

@@ -6,8 +6,9 @@
 //!   with their counts, change tracking for the PSI database builder.
 //! - [`import`]: streaming, resumable, idempotent importers for combo
 //!   (`username:password`), Pwned Passwords (`SHA1:COUNT`) and CSV dumps.
-//! - [`psi_db`]: the PSI sender database of each collection, built from
-//!   the store, saved next to it and refreshed incrementally; OPRF keys.
+//! - [`psi_db`]: the PSI sender databases of each collection (a small and
+//!   a full tier), built from the store, saved next to it, refreshed
+//!   incrementally and loaded without recomputation; OPRF keys.
 //! - [`live`]: the databases in service, swapped without downtime when
 //!   `build` writes a new generation.
 //! - [`service`]: the `breach.v1.BreachCheck` gRPC service and its limits.

@@ -76,16 +76,17 @@ impl BreachService {
                 max_concurrent_queries: self.limits().max_concurrent_queries as u64,
             }),
             collections: collections
-                .into_iter()
-                .map(|c| {
-                    let params = c.db.params();
+                .iter()
+                .flat_map(|c| c.tiers.iter().map(move |t| (c, t)))
+                .map(|(c, t)| {
+                    let params = t.db.params();
                     pb::CollectionParameters {
                         collection: pb::Collection::from(c.collection) as i32,
                         psi_params: params.to_wire(),
-                        item_count: c.db.stats().items,
+                        item_count: t.db.item_count(),
                         he_params_fingerprint: params.fingerprint().to_vec(),
-                        max_query_items: crate::psi_db::RECEIVER_ITEMS,
-                        tier: "full".into(),
+                        max_query_items: t.tier.max_query_items(),
+                        tier: t.tier.name().into(),
                         generation: c.generation,
                     }
                 })
@@ -159,7 +160,7 @@ impl pb::breach_check_server::BreachCheck for BreachService {
             let (db, req) = self.oprf_request(request.into_inner(), client)?;
             let n = req.elements.len();
             let collection = db.collection;
-            let resp = blocking(move || Ok(db.db.evaluate_oprf(&req)?)).await?;
+            let resp = blocking(move || db.evaluate_oprf(&req)).await?;
             crate::metrics::oprf_evaluated(collection, n);
             tracing::debug!(peer = ?peer, elements = n, elapsed = ?started.elapsed(), "EvaluateOprf");
             Ok::<_, Error>(pb::OprfResponse {
@@ -215,21 +216,28 @@ async fn answer(
         let _permit = permit;
         let _in_flight = crate::metrics::QueryInFlight::start();
         let started = Instant::now();
+        let mut tier = None;
         let result = psi_core::Query::from_wire(&query)
+            .map_err(Error::from)
             .and_then(|q| {
                 drop(query);
-                db.db.answer(&q, |part| {
+                // The query names its tier by its parameters' fingerprint.
+                let t = db
+                    .tier_for_fingerprint(&q.params_fingerprint)
+                    .ok_or(Error::StaleParameters { collection })?;
+                tier = Some(t.tier);
+                Ok(t.db.answer(&q, |part| {
                     tx.blocking_send(Ok(pb::QueryResponsePart {
                         result_part: part.to_wire(),
                     }))
                     .map_err(|_| psi_core::Error::Malformed("the client went away".into()))
-                })
-            })
-            .map_err(Error::from);
+                })?)
+            });
         match result {
             Ok(()) => {
-                crate::metrics::query_answered(collection, "full", started.elapsed());
-                tracing::info!(%collection, peer = ?peer, elapsed = ?started.elapsed(), "query answered");
+                let tier = tier.map_or("", |t| t.name());
+                crate::metrics::query_answered(collection, tier, started.elapsed());
+                tracing::info!(%collection, tier, peer = ?peer, elapsed = ?started.elapsed(), "query answered");
             }
             Err(_) if tx.is_closed() => {
                 tracing::info!(%collection, peer = ?peer, "query abandoned by the client");

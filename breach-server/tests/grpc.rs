@@ -124,7 +124,13 @@ async fn connect(addr: &str) -> BreachCheckClient<Channel> {
         .max_decoding_message_size(64 << 20)
 }
 
-async fn params(client: &mut BreachCheckClient<Channel>, collection: pb::Collection) -> PsiParams {
+/// The parameters of the smallest tier of `collection` whose queries hold
+/// `items` items, as a client picks them.
+async fn params(
+    client: &mut BreachCheckClient<Channel>,
+    collection: pb::Collection,
+    items: usize,
+) -> PsiParams {
     let resp = client
         .get_parameters(pb::GetParametersRequest {})
         .await
@@ -133,11 +139,31 @@ async fn params(client: &mut BreachCheckClient<Channel>, collection: pb::Collect
     let c = resp
         .collections
         .iter()
-        .find(|c| c.collection == collection as i32)
+        .filter(|c| c.collection == collection as i32 && c.max_query_items >= items as u64)
+        .min_by_key(|c| c.max_query_items)
         .expect("collection served");
     let p = PsiParams::from_wire(&c.psi_params).unwrap();
     assert_eq!(c.he_params_fingerprint, p.fingerprint().to_vec());
     p
+}
+
+/// The parameters of `tier` of `collection`.
+async fn tier_params(
+    client: &mut BreachCheckClient<Channel>,
+    collection: pb::Collection,
+    tier: &str,
+) -> PsiParams {
+    let resp = client
+        .get_parameters(pb::GetParametersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let c = resp
+        .collections
+        .iter()
+        .find(|c| c.collection == collection as i32 && c.tier == tier)
+        .expect("tier served");
+    PsiParams::from_wire(&c.psi_params).unwrap()
 }
 
 /// Runs OPRF + query for `items`; the breach count of each, `None` if not breached.
@@ -146,7 +172,18 @@ async fn check(
     collection: pb::Collection,
     items: &[[u8; 32]],
 ) -> Vec<Option<u64>> {
-    let receiver = Receiver::new(params(client, collection).await).unwrap();
+    let p = params(client, collection, items.len()).await;
+    check_with(client, collection, p, items).await
+}
+
+/// [`check`] with the given parameters.
+async fn check_with(
+    client: &mut BreachCheckClient<Channel>,
+    collection: pb::Collection,
+    params: PsiParams,
+    items: &[[u8; 32]],
+) -> Vec<Option<u64>> {
+    let receiver = Receiver::new(params).unwrap();
     let refs: Vec<&[u8]> = items.iter().map(|i| i.as_slice()).collect();
     let (req, pending) = receiver.oprf_request(&refs).unwrap();
     let resp = client
@@ -196,7 +233,7 @@ async fn some_query(
     client: &mut BreachCheckClient<Channel>,
     collection: pb::Collection,
 ) -> Vec<u8> {
-    let receiver = Receiver::new(params(client, collection).await).unwrap();
+    let receiver = Receiver::new(params(client, collection, 1).await).unwrap();
     let (req, pending) = receiver.oprf_request(&[b"x".as_slice()]).unwrap();
     let resp = client
         .evaluate_oprf(pb::OprfRequest {
@@ -278,6 +315,11 @@ async fn binary_builds_serves_and_survives_bad_requests() {
     assert!(stats.contains("2480 items"), "{stats}");
     assert!(stats.contains("4041 items"), "{stats}");
     assert!(stats.contains("n=8192 log q=200"), "{stats}");
+    assert!(
+        stats.contains("small tier (queries of up to 1 items)")
+            && stats.contains("full tier (queries of up to 1024 items)"),
+        "{stats}"
+    );
 
     let server = ServerProcess::start(
         &[
@@ -403,8 +445,19 @@ async fn binary_builds_serves_and_survives_bad_requests() {
     let mut other_params = good.clone();
     other_params[2] ^= 1; // first byte of the parameter fingerprint
     assert_eq!(
-        query_status(&mut client, CRED as i32, other_params).await,
+        query_status(&mut client, CRED as i32, other_params.clone()).await,
         Code::FailedPrecondition
+    );
+    let status = client
+        .query(pb::QueryRequest {
+            collection: CRED as i32,
+            query: other_params,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("fetch the parameters again"),
+        "{status:?}"
     );
     // A good query naming no collection.
     assert_eq!(
@@ -641,8 +694,9 @@ async fn vault_check(
     let mut retries = 0;
     let mut matches = Vec::new();
     for (collection, items) in vault {
-        let receiver =
-            std::sync::Arc::new(Receiver::new(params(&mut client, collection).await).unwrap());
+        let receiver = std::sync::Arc::new(
+            Receiver::new(params(&mut client, collection, 1024).await).unwrap(),
+        );
         let mut matched = 0;
         for round in items.chunks(1024) {
             let refs: Vec<&[u8]> = round.iter().map(|i| i.as_slice()).collect();
@@ -806,12 +860,115 @@ async fn library_serve_refreshes_after_import() {
             .iter()
             .all(|(_, r)| matches!(r.action, BuildAction::Full { .. }))
     );
+    for (_, report) in &built {
+        let tiers: Vec<_> = report.tiers.iter().map(|t| t.tier).collect();
+        assert_eq!(tiers, psi_db::Tier::ALL);
+    }
+    let generations: Vec<(Collection, u64)> = built
+        .iter()
+        .map(|(db, _)| (db.collection, db.generation))
+        .collect();
     let handle = server::serve(built.into_iter().map(|(db, _)| db).collect(), &config)
         .await
         .unwrap();
     let mut client = connect(&handle.local_addr().to_string()).await;
     assert_eq!(check(&mut client, PWD, &[dragon]).await, [Some(combo_only)]);
+
+    // Both tiers of both collections are listed, and each answers.
+    let listed = client
+        .get_parameters(pb::GetParametersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .collections;
+    let mut seen: Vec<(i32, String, u64, u64)> = listed
+        .iter()
+        .map(|c| {
+            (
+                c.collection,
+                c.tier.clone(),
+                c.max_query_items,
+                c.generation,
+            )
+        })
+        .collect();
+    seen.sort();
+    let generation = |c: Collection| generations.iter().find(|g| g.0 == c).unwrap().1;
+    let mut expected = Vec::new();
+    for (pc, c) in [
+        (CRED, Collection::Credentials),
+        (PWD, Collection::Passwords),
+    ] {
+        expected.push((pc as i32, "full".to_string(), 1024, generation(c)));
+        expected.push((pc as i32, "small".to_string(), 1, generation(c)));
+    }
+    expected.sort();
+    assert_eq!(seen, expected);
+    let small = tier_params(&mut client, PWD, "small").await;
+    let full = tier_params(&mut client, PWD, "full").await;
+    assert_ne!(small.fingerprint(), full.fingerprint());
+    assert_eq!(
+        check_with(&mut client, PWD, small.clone(), &[dragon]).await,
+        [Some(combo_only)]
+    );
+    assert_eq!(
+        check_with(
+            &mut client,
+            PWD,
+            full,
+            &[password_item("not breached"), dragon]
+        )
+        .await,
+        [None, Some(combo_only)]
+    );
+    let pair = credential_item("bob.novak@post.example", "bayern:3893");
+    let small_cred = tier_params(&mut client, CRED, "small").await;
+    assert_eq!(
+        check_with(&mut client, CRED, small_cred, &[pair]).await,
+        [Some(3)]
+    );
+    // A query for parameters no tier has (as after a rebuild with new
+    // parameters) is refused as stale.
+    let receiver = Receiver::new(small).unwrap();
+    let (req, pending) = receiver.oprf_request(&[dragon.as_slice()]).unwrap();
+    let resp = client
+        .evaluate_oprf(pb::OprfRequest {
+            collection: PWD as i32,
+            blinded_elements: req.elements.iter().map(|e| e.to_vec()).collect(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let resp = OprfResponse {
+        elements: resp
+            .evaluated_elements
+            .iter()
+            .map(|e| e.as_slice().try_into().unwrap())
+            .collect(),
+    };
+    let mut query = receiver.create_query(pending, &resp).unwrap().0;
+    assert_eq!(
+        query_status(&mut client, PWD as i32, query.to_wire()).await,
+        Code::Ok
+    );
+    query.params_fingerprint[31] ^= 1;
+    assert_eq!(
+        query_status(&mut client, PWD as i32, query.to_wire()).await,
+        Code::FailedPrecondition
+    );
     handle.shutdown().await.unwrap();
+
+    // The pure loader reads what was saved, without the store.
+    for c in Collection::ALL {
+        let loaded = psi_db::load(&store_dir, c).unwrap().unwrap();
+        assert_eq!(loaded.generation, generation(c));
+        assert_eq!(
+            psi_db::saved_generation(&store_dir, c).unwrap(),
+            Some(generation(c))
+        );
+        let tiers: Vec<_> = loaded.tiers.iter().map(|t| t.tier).collect();
+        assert_eq!(tiers, psi_db::Tier::ALL);
+    }
 
     // A new import makes the passwords stale; the credentials are untouched.
     import(&mut store, "pwned-passwords.txt");
@@ -879,4 +1036,50 @@ async fn serve_without_store_serves_the_bundled_demo() {
     for c in Collection::ALL {
         assert!(!psi_db::is_stale(&store, c).unwrap());
     }
+}
+
+#[test]
+fn loader_reports_missing_and_outdated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let mut store = Store::open(&store_dir).unwrap();
+    import(&mut store, "combo-1.txt");
+    assert!(
+        psi_db::load(&store_dir, Collection::Passwords)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        psi_db::saved_generation(&store_dir, Collection::Passwords).unwrap(),
+        None
+    );
+    server::build_all(&store_dir, &BuildOptions::default()).unwrap();
+    // A file of the previous format: a clear error, and `build` replaces it.
+    let path = psi_db::db_path(&store_dir, Collection::Passwords);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    let e = psi_db::load(&store_dir, Collection::Passwords).unwrap_err();
+    assert!(e.to_string().contains("breach-server build"), "{e}");
+    assert!(psi_db::is_stale(&store, Collection::Passwords).unwrap());
+    let built = server::build_all(&store_dir, &BuildOptions::default()).unwrap();
+    let (_, report) = built
+        .iter()
+        .find(|(db, _)| db.collection == Collection::Passwords)
+        .unwrap();
+    assert!(
+        matches!(report.action, BuildAction::Full { .. }),
+        "{report:?}"
+    );
+    assert!(
+        psi_db::load(&store_dir, Collection::Passwords)
+            .unwrap()
+            .is_some()
+    );
+    // A damaged database inside the file is refused, not served.
+    let mut bytes = fs::read(&path).unwrap();
+    let at = bytes.len() - 1000;
+    bytes[at] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    assert!(psi_db::load(&store_dir, Collection::Passwords).is_err());
 }

@@ -68,6 +68,15 @@ fn objects_round_trip_compactly() {
         PlaintextNtt::from_bytes(&pn.to_bytes(&params).unwrap(), &params).unwrap(),
         pn
     );
+    let compact = PlaintextNtt::new_compact(&params, &pt, 1).unwrap();
+    let back =
+        PlaintextNtt::from_bytes_compact(&compact.to_bytes(&params).unwrap(), &params).unwrap();
+    assert_eq!(back, compact);
+    assert_eq!(back.heap_bytes(), compact.heap_bytes());
+    assert_eq!(
+        compact.to_bytes(&params).unwrap(),
+        pn.to_bytes(&params).unwrap()
+    );
     assert_eq!(
         PublicKey::from_bytes(&pk.to_bytes(&params).unwrap(), &params).unwrap(),
         pk

@@ -196,6 +196,17 @@ pub enum Error {
     /// A saved sender database is corrupt, truncated or from another version.
     #[error("corrupt sender database: {0}")]
     CorruptDatabase(String),
+    /// A saved sender database is of an older format version that this
+    /// build no longer reads: rebuild it from its items.
+    #[error(
+        "saved sender database is format version {found}; this build reads version {expected}: rebuild the database from its items"
+    )]
+    OutdatedDatabase {
+        /// Version found in the file.
+        found: u16,
+        /// Version this build reads.
+        expected: u16,
+    },
     /// Reading or writing a sender database failed.
     #[error("I/O: {0}")]
     Io(String),

@@ -149,7 +149,8 @@ async fn nothing_identifying_crosses_the_wire() {
         .into_iter()
         .map(|c| c.psi_params)
         .collect();
-    assert_eq!(published.len(), 2);
+    // One entry per collection and tier (small and full).
+    assert_eq!(published.len(), 4);
     drop(direct);
 
     for format in VAULT_FORMATS {

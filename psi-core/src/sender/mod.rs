@@ -11,8 +11,11 @@
 //! polynomial (so non-matching slots see noise, never a label). Coefficients
 //! of equal degree across slots are batched into plaintexts held in NTT form.
 
+pub mod persist;
+
+pub use persist::SavedHeader;
+
 use std::collections::HashSet;
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -22,7 +25,6 @@ use he_core::{
 };
 use rand::Rng;
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::field::{ItemEncoder, bits_per_felt, felts_for_bytes, label_to_felts, prime_modulus};
@@ -32,7 +34,6 @@ use crate::messages::{OprfRequest, OprfResponse, Query, ResultPart};
 use crate::oprf::{DIRECT_BATCH, OprfKey, OprfOutput};
 use crate::params::{PowersDag, PsiParams};
 use crate::poly::RootsProduct;
-use crate::wire::{Codec, Reader, Writer};
 
 /// An item ready to insert: its OPRF-derived PSI item and encrypted label.
 #[derive(Clone, Debug)]
@@ -41,7 +42,7 @@ pub struct PreparedItem {
     label: Option<Arc<[u8]>>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct Entry {
     item: u128,
     label: Option<Arc<[u8]>>,
@@ -50,13 +51,13 @@ struct Entry {
 /// Batched polynomial coefficients of one polynomial family of a bundle:
 /// `ntt[j]` for degree `j >= 1` (None when zero in every slot) and the
 /// constant term as a plain plaintext.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct PolyPlaintexts {
     constant: Plaintext,
     ntt: Vec<Option<PlaintextNtt>>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct BundleCache {
     matching: PolyPlaintexts,
     labels: Vec<PolyPlaintexts>,
@@ -64,7 +65,7 @@ struct BundleCache {
 
 /// A bin bundle: `bins_per_bundle` bins of at most `max_items_per_bin`
 /// items each, and its cached plaintexts.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct BinBundle {
     bins: Vec<Vec<Entry>>,
     cache: Option<BundleCache>,
@@ -88,7 +89,7 @@ pub struct SenderDbStats {
 ///
 /// ```
 /// use psi_core::{OprfKey, PsiParams, Receiver, SenderDb};
-/// let params = PsiParams::from_json(include_str!("../params/test-small.json")).unwrap();
+/// let params = PsiParams::from_json(include_str!("../../params/test-small.json")).unwrap();
 /// let mut db = SenderDb::new(params.clone(), OprfKey::generate().unwrap()).unwrap();
 /// db.insert(&[(b"alice".as_slice(), b"label-a".as_slice()), (b"bob", b"label-b")]).unwrap();
 /// let receiver = Receiver::new(params).unwrap();
@@ -112,14 +113,12 @@ pub struct SenderDb {
     label_parts: usize,
     bundles: Vec<Vec<BinBundle>>,
     items: u64,
-    /// Every item present (not saved: rebuilt on load). Inserting a new
-    /// item needs no scan of its bins' bundles for an older copy.
-    index: HashSet<u128>,
+    /// Every item present, so inserting a new item needs no scan of its
+    /// bins' bundles for an older copy. Not saved: `None` after a load,
+    /// built from the bins on the first change ([`Self::index`]), so a
+    /// database loaded only to answer never pays for it.
+    index: Option<HashSet<u128>>,
 }
-
-/// Magic bytes and version of a saved sender database.
-const DB_MAGIC: &[u8; 8] = b"PSIDB\x00\x00\x01";
-const DB_VERSION: u16 = 1;
 
 impl SenderDb {
     /// An empty database; validates the parameters first.
@@ -148,7 +147,7 @@ impl SenderDb {
             label_parts,
             bundles,
             items: 0,
-            index: HashSet::new(),
+            index: Some(HashSet::new()),
         })
     }
 
@@ -160,6 +159,12 @@ impl SenderDb {
     /// The OPRF key (secret; for persisting next to the database).
     pub fn oprf_key(&self) -> &OprfKey {
         &self.oprf_key
+    }
+
+    /// Distinct items (cheap, unlike [`stats`](Self::stats), which walks
+    /// every bin).
+    pub fn item_count(&self) -> u64 {
+        self.items
     }
 
     /// Whether labels are stored.
@@ -232,6 +237,23 @@ impl SenderDb {
         self.regenerate(|_, _| {})
     }
 
+    /// The item index, built from the bins on first use after a load.
+    fn index(&mut self) -> &mut HashSet<u128> {
+        let bundles = &self.bundles;
+        let items = self.items as usize;
+        self.index.get_or_insert_with(|| {
+            let mut index = HashSet::with_capacity(items);
+            index.extend(
+                bundles
+                    .iter()
+                    .flatten()
+                    .flat_map(|b| b.bins.iter().flatten())
+                    .map(|e| e.item),
+            );
+            index
+        })
+    }
+
     fn bin_location(&self, bin: usize) -> (usize, usize) {
         let bpb = self.params.bins_per_bundle();
         (bin / bpb, bin % bpb)
@@ -239,14 +261,32 @@ impl SenderDb {
 
     /// Inserts prepared items (sequential, cheap: the costly part is
     /// [`regenerate`](Self::regenerate)). Existing items get the new label.
+    ///
+    /// Items prepared by another database are accepted when it has the
+    /// same OPRF key and label sizes (so one OPRF pass can fill databases
+    /// of several parameter sets); labels of another size are an error,
+    /// and nothing is inserted then.
     pub fn insert_prepared(&mut self, items: Vec<PreparedItem>) -> Result<()> {
+        let label_len = if self.is_labeled() {
+            Some(self.params.label_byte_count + self.params.nonce_byte_count)
+        } else {
+            None
+        };
+        if items
+            .iter()
+            .any(|p| p.label.as_ref().map(|l| l.len()) != label_len)
+        {
+            return Err(Error::LabelMismatch(
+                "prepared items were made for other label sizes".into(),
+            ));
+        }
         let h = self.params.hash_functions;
         let table = self.params.table_size;
-        self.index.reserve(items.len());
+        self.index().reserve(items.len());
         for p in items {
             let item = p.item.as_u128();
             let bins: Vec<usize> = simple_hash_bins(&p.item, h, table).collect();
-            if !self.index.insert(item) {
+            if !self.index().insert(item) {
                 self.replace_label(item, &bins, &p.label);
                 continue;
             }
@@ -342,7 +382,7 @@ impl SenderDb {
         let mut removed = 0;
         for h in hashed {
             let item = h.as_u128();
-            if !self.index.remove(&item) {
+            if !self.index().remove(&item) {
                 continue;
             }
             let mut found = false;
@@ -423,7 +463,7 @@ impl SenderDb {
             }
         }
         // The item index: a 16-byte key and a control byte per bucket.
-        bytes += (self.index.capacity() * 17) as u64;
+        bytes += (self.index.as_ref().map_or(0, HashSet::capacity) * 17) as u64;
         SenderDbStats {
             items: self.items,
             bundles,
@@ -628,95 +668,6 @@ impl SenderDb {
         });
         result
     }
-
-    /// Writes the database (parameters, a check value of the OPRF key, and
-    /// every item with its encrypted label) followed by a SHA-256 checksum.
-    /// The OPRF key itself is not written: keep it separately.
-    pub fn save(&self, mut out: impl Write) -> Result<()> {
-        let mut w = Writer::new();
-        w.raw(DB_MAGIC);
-        w.u16(DB_VERSION);
-        w.bytes(&self.params.to_wire());
-        w.raw(&key_check(&self.oprf_key));
-        w.u64(self.items);
-        let mut seen = HashSet::with_capacity(self.items as usize);
-        for e in self
-            .bundles
-            .iter()
-            .flatten()
-            .flat_map(|b| b.bins.iter().flatten())
-        {
-            if seen.insert(e.item) {
-                w.raw(&e.item.to_le_bytes());
-                if let Some(l) = &e.label {
-                    w.raw(l);
-                }
-            }
-        }
-        let body = w.into_bytes();
-        let digest = Sha256::digest(&body);
-        out.write_all(&body).map_err(|e| Error::Io(e.to_string()))?;
-        out.write_all(&digest)
-            .map_err(|e| Error::Io(e.to_string()))?;
-        Ok(())
-    }
-
-    /// Reads a database written by [`save`](Self::save) and rebuilds its
-    /// bundles. Errors on a bad checksum, another format version, trailing
-    /// bytes, or an OPRF key other than the one it was built with.
-    pub fn load(mut input: impl Read, oprf_key: OprfKey) -> Result<Self> {
-        let mut bytes = Vec::new();
-        input
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::Io(e.to_string()))?;
-        if bytes.len() < DB_MAGIC.len() + 32 {
-            return Err(Error::CorruptDatabase("file too short".into()));
-        }
-        let (body, digest) = bytes.split_at(bytes.len() - 32);
-        if Sha256::digest(body)[..] != *digest {
-            return Err(Error::CorruptDatabase("checksum mismatch".into()));
-        }
-        let mut r = Reader::new(body);
-        if r.take(DB_MAGIC.len())? != DB_MAGIC {
-            return Err(Error::CorruptDatabase("not a sender database".into()));
-        }
-        r.version(DB_VERSION)?;
-        let params = PsiParams::from_wire(r.bytes(1 << 16)?)?;
-        if r.array::<32>()? != key_check(&oprf_key) {
-            return Err(Error::CorruptDatabase("built with another OPRF key".into()));
-        }
-        let mut db = Self::new(params, oprf_key)?;
-        let count = r.u64()?;
-        let label_len = if db.is_labeled() {
-            db.params.label_byte_count + db.params.nonce_byte_count
-        } else {
-            0
-        };
-        if count.saturating_mul(16 + label_len as u64) != r.remaining() as u64 {
-            return Err(Error::CorruptDatabase(
-                "item count does not match the file size".into(),
-            ));
-        }
-        let mut items = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let item = HashedItem::from_u128(u128::from_le_bytes(r.array::<16>()?));
-            let label = (label_len > 0)
-                .then(|| r.take(label_len).map(Arc::from))
-                .transpose()?;
-            items.push(PreparedItem { item, label });
-        }
-        r.finish()?;
-        db.insert_prepared(items)?;
-        db.regenerate(|_, _| {})?;
-        Ok(db)
-    }
-}
-
-fn key_check(key: &OprfKey) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"psi-core/oprf-key-check/v1");
-    h.update(key.to_bytes().as_slice());
-    h.finalize().into()
 }
 
 /// The level at which the sender multiplies the powers by its plaintexts
