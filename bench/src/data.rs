@@ -115,15 +115,29 @@ pub fn password(i: u64) -> String {
     format!("{}#{}", random_alnum(2, i, len), base36(i))
 }
 
-/// Credential `i` of the live-update batch `batch` (a run-unique number):
-/// `(username, password)`. Usernames end in `.update` and passwords in `!`
-/// and the batch, so they are in neither the generated store nor the vault
-/// nor an earlier batch.
-pub fn update_credential(batch: u64, i: u64) -> (String, String) {
-    (
-        format!("update.{}.{}@batch.update", base36(batch), base36(i)),
-        format!("{}!{}.{}", random_alnum(4, i, 8), base36(batch), base36(i)),
-    )
+/// `n` distinct store indices for the live-update batch `batch` (a
+/// run-unique number), spread over the store and none used by `vault`
+/// (whose known answers must not change). Re-importing those pairs raises
+/// their counts without adding items, so the PSI parameters (chosen from
+/// the collection sizes) stay the same and the update is incremental.
+pub fn update_indices(pairs: u64, n: u64, batch: u64, vault: &Vault) -> Vec<u64> {
+    let taken: HashSet<&str> = vault
+        .entries
+        .iter()
+        .map(|e| e.password.as_str())
+        .chain([vault.breached_password.as_str()])
+        .collect();
+    let mut chosen = HashSet::new();
+    let mut out = Vec::new();
+    let mut k = 0u64;
+    while (out.len() as u64) < n.min(pairs / 2) {
+        let i = mix(batch.rotate_left(17) ^ mix(k)) % pairs;
+        k += 1;
+        if !taken.contains(password(i).as_str()) && chosen.insert(i) {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// Count the hibp file adds to password `i` (0 for most).

@@ -182,7 +182,7 @@ pub enum Command {
             many items); the server keeps serving.",
         after_help = SERVE_HELP
     )]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show what the store holds: items per collection, imports, PSI databases.
     #[command(
         long_about = "Show what the store holds: items per collection, size, imports, \
