@@ -132,10 +132,12 @@ async fn parameters(channel: Channel) -> Result<pb::GetParametersResponse, tonic
 async fn check_passwords(channel: Channel, passwords: &[&str]) -> Vec<Option<u64>> {
     let resp = parameters(channel.clone()).await.unwrap();
     let mut client = BreachCheckClient::new(channel).max_decoding_message_size(64 << 20);
+    // The smallest tier whose queries hold them all, as a client picks.
     let c = resp
         .collections
         .iter()
-        .find(|c| c.collection == PWD as i32)
+        .filter(|c| c.collection == PWD as i32 && c.max_query_items >= passwords.len() as u64)
+        .min_by_key(|c| c.max_query_items)
         .expect("passwords served");
     let receiver = Receiver::new(PsiParams::from_wire(&c.psi_params).unwrap()).unwrap();
     let items: Vec<[u8; 32]> = passwords.iter().map(|p| password_item(p)).collect();
@@ -269,7 +271,8 @@ async fn mutual_tls_refuses_clients_without_a_certificate() {
         .await
         .unwrap();
     let resp = parameters(with_cert).await.unwrap();
-    assert_eq!(resp.collections.len(), 1);
+    // One collection, in two tiers.
+    assert_eq!(resp.collections.len(), 2);
 
     // No client certificate: the handshake fails (at connect or first call).
     match tls_channel(url.clone(), &certs, None, None).await {

@@ -188,8 +188,10 @@ pub enum Error {
 
     // ---- protocol -----------------------------------------------------------
     /// A homomorphic-encryption error (malformed ciphertext, wrong parameters, ...).
+    /// Its message includes he-core's, so it is not also given as the
+    /// `source` (error reports would print it twice).
     #[error("homomorphic encryption: {0}")]
-    He(#[from] he_core::Error),
+    He(he_core::Error),
     /// A query or answer does not fit the parameters (shape, counts, bundle indices).
     #[error("malformed message: {0}")]
     Malformed(String),
@@ -213,4 +215,10 @@ pub enum Error {
     /// A label was given for an unlabeled database, or is missing for a labeled one.
     #[error("label error: {0}")]
     LabelMismatch(String),
+}
+
+impl From<he_core::Error> for Error {
+    fn from(e: he_core::Error) -> Self {
+        Error::He(e)
+    }
 }
