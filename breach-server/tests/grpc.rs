@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use breach_proto::encoding::{Label, credential_item, password_item};
+use breach_proto::encoding::{credential_item, password_item};
 use breach_proto::v1 as pb;
 use breach_proto::v1::breach_check_client::BreachCheckClient;
 use breach_server::import::{ImportOptions, import_file};
@@ -21,6 +21,9 @@ use psi_core::wire::Codec;
 use psi_core::{OprfClient, OprfResponse, PsiParams, Receiver, ResultPart};
 use tonic::Code;
 use tonic::transport::Channel;
+
+mod common;
+use common::{check_with, params};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -124,29 +127,6 @@ async fn connect(addr: &str) -> BreachCheckClient<Channel> {
         .max_decoding_message_size(64 << 20)
 }
 
-/// The parameters of the smallest tier of `collection` whose queries hold
-/// `items` items, as a client picks them.
-async fn params(
-    client: &mut BreachCheckClient<Channel>,
-    collection: pb::Collection,
-    items: usize,
-) -> PsiParams {
-    let resp = client
-        .get_parameters(pb::GetParametersRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let c = resp
-        .collections
-        .iter()
-        .filter(|c| c.collection == collection as i32 && c.max_query_items >= items as u64)
-        .min_by_key(|c| c.max_query_items)
-        .expect("collection served");
-    let p = PsiParams::from_wire(&c.psi_params).unwrap();
-    assert_eq!(c.he_params_fingerprint, p.fingerprint().to_vec());
-    p
-}
-
 /// The parameters of `tier` of `collection`.
 async fn tier_params(
     client: &mut BreachCheckClient<Channel>,
@@ -174,58 +154,6 @@ async fn check(
 ) -> Vec<Option<u64>> {
     let p = params(client, collection, items.len()).await;
     check_with(client, collection, p, items).await
-}
-
-/// [`check`] with the given parameters.
-async fn check_with(
-    client: &mut BreachCheckClient<Channel>,
-    collection: pb::Collection,
-    params: PsiParams,
-    items: &[[u8; 32]],
-) -> Vec<Option<u64>> {
-    let receiver = Receiver::new(params).unwrap();
-    let refs: Vec<&[u8]> = items.iter().map(|i| i.as_slice()).collect();
-    let (req, pending) = receiver.oprf_request(&refs).unwrap();
-    let resp = client
-        .evaluate_oprf(pb::OprfRequest {
-            collection: collection as i32,
-            blinded_elements: req.elements.iter().map(|e| e.to_vec()).collect(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let resp = OprfResponse {
-        elements: resp
-            .evaluated_elements
-            .iter()
-            .map(|e| e.as_slice().try_into().unwrap())
-            .collect(),
-    };
-    let (query, state) = receiver.create_query(pending, &resp).unwrap();
-    let mut stream = client
-        .query(pb::QueryRequest {
-            collection: collection as i32,
-            query: query.to_wire(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut parts = Vec::new();
-    while let Some(p) = stream.message().await.unwrap() {
-        parts.push(ResultPart::from_wire(&p.result_part).unwrap());
-    }
-    receiver
-        .decode(&state, &parts)
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            r.matched.then(|| {
-                Label::from_bytes(r.label.as_deref().unwrap())
-                    .unwrap()
-                    .count
-            })
-        })
-        .collect()
 }
 
 /// A valid query for `collection`, serialized.

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use breach_proto::encoding::{Label, password_item};
+use breach_proto::encoding::password_item;
 use breach_proto::v1 as pb;
 use breach_proto::v1::breach_check_client::BreachCheckClient;
 use breach_server::health::{self, HealthState};
@@ -22,11 +22,11 @@ use breach_server::server::{self, ServeConfig, ServerHandle};
 use breach_server::store::{Collection, Store};
 use breach_server::tls::{self, TlsFiles};
 use prost::Message;
-use psi_core::wire::Codec;
-use psi_core::{OprfResponse, PsiParams, Receiver, ResultPart};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+
+mod common;
 
 const PWD: pb::Collection = pb::Collection::Passwords;
 
@@ -127,62 +127,13 @@ async fn parameters(channel: Channel) -> Result<pb::GetParametersResponse, tonic
         .map(|r| r.into_inner())
 }
 
-/// Runs OPRF + query for `passwords`; the breach count of each, `None` if
-/// not breached.
+/// Runs OPRF + query for `passwords` on the tier a client would pick;
+/// the breach count of each, `None` if not breached.
 async fn check_passwords(channel: Channel, passwords: &[&str]) -> Vec<Option<u64>> {
-    let resp = parameters(channel.clone()).await.unwrap();
     let mut client = BreachCheckClient::new(channel).max_decoding_message_size(64 << 20);
-    // The smallest tier whose queries hold them all, as a client picks.
-    let c = resp
-        .collections
-        .iter()
-        .filter(|c| c.collection == PWD as i32 && c.max_query_items >= passwords.len() as u64)
-        .min_by_key(|c| c.max_query_items)
-        .expect("passwords served");
-    let receiver = Receiver::new(PsiParams::from_wire(&c.psi_params).unwrap()).unwrap();
+    let params = common::params(&mut client, PWD, passwords.len()).await;
     let items: Vec<[u8; 32]> = passwords.iter().map(|p| password_item(p)).collect();
-    let refs: Vec<&[u8]> = items.iter().map(|i| i.as_slice()).collect();
-    let (req, pending) = receiver.oprf_request(&refs).unwrap();
-    let resp = client
-        .evaluate_oprf(pb::OprfRequest {
-            collection: PWD as i32,
-            blinded_elements: req.elements.iter().map(|e| e.to_vec()).collect(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let resp = OprfResponse {
-        elements: resp
-            .evaluated_elements
-            .iter()
-            .map(|e| e.as_slice().try_into().unwrap())
-            .collect(),
-    };
-    let (query, state) = receiver.create_query(pending, &resp).unwrap();
-    let mut stream = client
-        .query(pb::QueryRequest {
-            collection: PWD as i32,
-            query: query.to_wire(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut parts = Vec::new();
-    while let Some(p) = stream.message().await.unwrap() {
-        parts.push(ResultPart::from_wire(&p.result_part).unwrap());
-    }
-    receiver
-        .decode(&state, &parts)
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            r.matched.then(|| {
-                Label::from_bytes(r.label.as_deref().unwrap())
-                    .unwrap()
-                    .count
-            })
-        })
-        .collect()
+    common::check_with(&mut client, PWD, params, &items).await
 }
 
 /// A breached password of `combo-1.txt` and its count, read from the store.
