@@ -317,8 +317,11 @@ async fn run(
 }
 
 /// Loads and swaps in every database file that changed since it was last
-/// seen, one collection at a time.
+/// seen. Collections already served are swapped one at a time, so memory
+/// holds at most one collection twice; collections with no database yet
+/// (at start-up) load side by side.
 async fn check(catalog: &Arc<Catalog>, store_dir: &Path, on_swap: &SwapHook) {
+    let (mut first, mut swaps) = (Vec::new(), Vec::new());
     for collection in catalog.collections() {
         let path = psi_db::db_path(store_dir, collection);
         let id = match FileId::of(&path) {
@@ -329,50 +332,90 @@ async fn check(catalog: &Arc<Catalog>, store_dir: &Path, on_swap: &SwapHook) {
                 continue;
             }
         };
-        let slot = &catalog.slots[&collection];
-        {
-            let files = slot.files.lock().unwrap_or_else(|p| p.into_inner());
-            if files.loaded == Some(id) || files.failed == Some(id) {
-                continue;
+        let files = catalog.slots[&collection]
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if files.loaded == Some(id) || files.failed == Some(id) {
+            continue;
+        }
+        drop(files);
+        if catalog.get(collection).is_ok() {
+            swaps.push((collection, id));
+        } else {
+            first.push((collection, id));
+        }
+    }
+    // Started together, installed as each finishes in turn.
+    let loading: Vec<_> = first
+        .into_iter()
+        .map(|(c, id)| (c, id, Instant::now(), spawn_load(store_dir, c)))
+        .collect();
+    for (c, id, started, load) in loading {
+        install_loaded(catalog, on_swap, c, id, started, join_load(load).await);
+    }
+    for (c, id) in swaps {
+        let started = Instant::now();
+        let loaded = join_load(spawn_load(store_dir, c)).await;
+        install_loaded(catalog, on_swap, c, id, started, loaded);
+    }
+}
+
+type Load = tokio::task::JoinHandle<Result<Option<CollectionDb>>>;
+
+/// Loads `collection`'s saved file on a blocking thread.
+fn spawn_load(store_dir: &Path, collection: Collection) -> Load {
+    let dir = store_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || psi_db::load(&dir, collection))
+}
+
+async fn join_load(load: Load) -> Result<Option<CollectionDb>> {
+    load.await
+        .map_err(|e| Error::Transport(format!("database loader failed: {e}")))?
+}
+
+/// Puts a loaded database (from the file of identity `id`) in service; a
+/// file that failed to load is remembered and skipped until it changes.
+fn install_loaded(
+    catalog: &Arc<Catalog>,
+    on_swap: &SwapHook,
+    collection: Collection,
+    id: FileId,
+    started: Instant,
+    loaded: Result<Option<CollectionDb>>,
+) {
+    let slot = &catalog.slots[&collection];
+    let mut files = slot.files.lock().unwrap_or_else(|p| p.into_inner());
+    match loaded {
+        Ok(Some(db)) => {
+            files.loaded = Some(id);
+            files.failed = None;
+            drop(files);
+            match catalog.install(db) {
+                Ok(swap) => {
+                    tracing::info!(
+                        %collection,
+                        generation = swap.generation,
+                        previous = ?swap.previous,
+                        load_seconds = started.elapsed().as_secs_f64(),
+                        "database in service"
+                    );
+                    on_swap(&swap);
+                }
+                Err(e) => tracing::error!(%collection, error = %e, "cannot install database"),
             }
         }
-        let started = Instant::now();
-        let dir = store_dir.to_path_buf();
-        let loaded = tokio::task::spawn_blocking(move || psi_db::load(&dir, collection))
-            .await
-            .map_err(|e| Error::Transport(format!("database loader failed: {e}")))
-            .and_then(|r| r);
-        let mut files = slot.files.lock().unwrap_or_else(|p| p.into_inner());
-        match loaded {
-            Ok(Some(db)) => {
-                files.loaded = Some(id);
-                files.failed = None;
-                drop(files);
-                match catalog.install(db) {
-                    Ok(swap) => {
-                        tracing::info!(
-                            %collection,
-                            generation = swap.generation,
-                            previous = ?swap.previous,
-                            load_seconds = started.elapsed().as_secs_f64(),
-                            "database in service"
-                        );
-                        on_swap(&swap);
-                    }
-                    Err(e) => tracing::error!(%collection, error = %e, "cannot install database"),
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                files.failed = Some(id);
-                let serving = catalog.get(collection).ok().map(|d| d.generation);
-                tracing::error!(
-                    %collection,
-                    error = %e,
-                    still_serving_generation = ?serving,
-                    "new database file unusable; keeping the one in service until the file changes"
-                );
-            }
+        Ok(None) => {}
+        Err(e) => {
+            files.failed = Some(id);
+            drop(files);
+            let serving = catalog.get(collection).ok().map(|d| d.generation);
+            tracing::error!(
+                %collection,
+                error = %e,
+                still_serving_generation = ?serving,
+                "new database file unusable; keeping the one in service until the file changes"
+            );
         }
     }
 }
