@@ -494,9 +494,9 @@ fn write_build_report(r: &BuildReport, out: &mut impl Write) -> io::Result<()> {
     for t in &r.tiers {
         writeln!(
             out,
-            "  {} tier (queries of up to {} items): {} bundles over {} bundle indices, {} in memory",
+            "  {} tier ({}): {} bundles over {} bundle indices, {} in memory",
             t.tier,
-            t.tier.max_query_items(),
+            query_size(t.tier.max_query_items()),
             t.stats.bundles,
             t.stats.bundle_indices,
             HumanBytes(t.stats.bytes_in_memory),
@@ -632,6 +632,15 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Transport(format!("worker task failed: {e}")))?
+}
+
+/// "queries of one item" / "queries of up to N items".
+fn query_size(items: u64) -> String {
+    if items == 1 {
+        "queries of one item".into()
+    } else {
+        format!("queries of up to {items} items")
+    }
 }
 
 fn stdout_err(e: io::Error) -> Error {
@@ -782,11 +791,11 @@ fn stats(args: &StatsArgs, out: &mut impl Write) -> Result<()> {
                 for (tier, h) in &info.tiers {
                     let p = &h.params;
                     line.push_str(&format!(
-                        "\n    {tier} tier (queries of up to {} items): {} items, {} bundles, \
+                        "\n    {tier} tier ({}): {} items, {} bundles, \
                          about {} in memory\n      \
                          parameters {}: n={} log q={} t={}, {} bins x {} hashes, \
                          {} items/bin, {} felts/item, query powers {:?}, {}-byte labels",
-                        tier.max_query_items(),
+                        query_size(tier.max_query_items()),
                         h.items,
                         h.bundles,
                         HumanBytes(h.bytes_in_memory),

@@ -244,7 +244,7 @@ async fn binary_builds_serves_and_survives_bad_requests() {
     assert!(stats.contains("4041 items"), "{stats}");
     assert!(stats.contains("n=8192 log q=200"), "{stats}");
     assert!(
-        stats.contains("small tier (queries of up to 1 items)")
+        stats.contains("small tier (queries of one item)")
             && stats.contains("full tier (queries of up to 1024 items)"),
         "{stats}"
     );
