@@ -23,7 +23,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 mod common;
-use common::{check_with, params};
+use common::{build_query, check_with, params};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -162,23 +162,8 @@ async fn some_query(
     collection: pb::Collection,
 ) -> Vec<u8> {
     let receiver = Receiver::new(params(client, collection, 1).await).unwrap();
-    let (req, pending) = receiver.oprf_request(&[b"x".as_slice()]).unwrap();
-    let resp = client
-        .evaluate_oprf(pb::OprfRequest {
-            collection: collection as i32,
-            blinded_elements: req.elements.iter().map(|e| e.to_vec()).collect(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let resp = OprfResponse {
-        elements: resp
-            .evaluated_elements
-            .iter()
-            .map(|e| e.as_slice().try_into().unwrap())
-            .collect(),
-    };
-    receiver.create_query(pending, &resp).unwrap().0.to_wire()
+    let (query, _) = build_query(client, collection, &receiver, &[b"x".as_slice()]).await;
+    query.to_wire()
 }
 
 async fn query_status(
@@ -858,23 +843,7 @@ async fn library_serve_refreshes_after_import() {
     // A query for parameters no tier has (as after a rebuild with new
     // parameters) is refused as stale.
     let receiver = Receiver::new(small).unwrap();
-    let (req, pending) = receiver.oprf_request(&[dragon.as_slice()]).unwrap();
-    let resp = client
-        .evaluate_oprf(pb::OprfRequest {
-            collection: PWD as i32,
-            blinded_elements: req.elements.iter().map(|e| e.to_vec()).collect(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let resp = OprfResponse {
-        elements: resp
-            .evaluated_elements
-            .iter()
-            .map(|e| e.as_slice().try_into().unwrap())
-            .collect(),
-    };
-    let mut query = receiver.create_query(pending, &resp).unwrap().0;
+    let (mut query, _) = build_query(&mut client, PWD, &receiver, &[dragon.as_slice()]).await;
     assert_eq!(
         query_status(&mut client, PWD as i32, query.to_wire()).await,
         Code::Ok

@@ -6,7 +6,7 @@ use breach_proto::encoding::Label;
 use breach_proto::v1 as pb;
 use breach_proto::v1::breach_check_client::BreachCheckClient;
 use psi_core::wire::Codec;
-use psi_core::{OprfResponse, PsiParams, Receiver, ResultPart};
+use psi_core::{OprfResponse, PsiParams, Query, QueryState, Receiver, ResultPart};
 use tonic::transport::Channel;
 
 /// The parameters of the smallest tier of `collection` whose queries hold
@@ -32,17 +32,15 @@ pub async fn params(
     p
 }
 
-/// Runs OPRF + query for `items` of `collection` with `params`; the breach
-/// count (label) of each, `None` if not breached.
-pub async fn check_with(
+/// Runs the OPRF for `items` of `collection` through the server and builds
+/// the query for `receiver`'s parameters.
+pub async fn build_query(
     client: &mut BreachCheckClient<Channel>,
     collection: pb::Collection,
-    params: PsiParams,
-    items: &[[u8; 32]],
-) -> Vec<Option<u64>> {
-    let receiver = Receiver::new(params).unwrap();
-    let refs: Vec<&[u8]> = items.iter().map(|i| i.as_slice()).collect();
-    let (req, pending) = receiver.oprf_request(&refs).unwrap();
+    receiver: &Receiver,
+    items: &[&[u8]],
+) -> (Query, QueryState) {
+    let (req, pending) = receiver.oprf_request(items).unwrap();
     let resp = client
         .evaluate_oprf(pb::OprfRequest {
             collection: collection as i32,
@@ -58,7 +56,20 @@ pub async fn check_with(
             .map(|e| e.as_slice().try_into().unwrap())
             .collect(),
     };
-    let (query, state) = receiver.create_query(pending, &resp).unwrap();
+    receiver.create_query(pending, &resp).unwrap()
+}
+
+/// Runs OPRF + query for `items` of `collection` with `params`; the breach
+/// count (label) of each, `None` if not breached.
+pub async fn check_with(
+    client: &mut BreachCheckClient<Channel>,
+    collection: pb::Collection,
+    params: PsiParams,
+    items: &[[u8; 32]],
+) -> Vec<Option<u64>> {
+    let receiver = Receiver::new(params).unwrap();
+    let refs: Vec<&[u8]> = items.iter().map(|i| i.as_slice()).collect();
+    let (query, state) = build_query(client, collection, &receiver, &refs).await;
     let mut stream = client
         .query(pb::QueryRequest {
             collection: collection as i32,
