@@ -3,10 +3,8 @@
 //! the fixture breach corpus. Run with `--release`: PSI is slow unoptimized.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use breach_proto::encoding::{credential_item, password_item};
@@ -23,18 +21,12 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 mod common;
-use common::{build_query, check_with, params};
+use common::{ServerProcess, bin, build_query, check_with, params};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/data/breach")
         .join(name)
-}
-
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_breach-server"));
-    cmd.env_remove("RUST_LOG");
-    cmd
 }
 
 fn run_ok(args: &[&str]) -> String {
@@ -45,79 +37,6 @@ fn run_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A `breach-server serve` child process, killed on drop.
-struct ServerProcess {
-    child: Child,
-    addr: String,
-    stderr: PathBuf,
-}
-
-impl ServerProcess {
-    fn start(args: &[&str], stderr: PathBuf) -> Self {
-        Self::start_in(args, stderr, Path::new(env!("CARGO_MANIFEST_DIR")))
-    }
-
-    fn start_in(args: &[&str], stderr: PathBuf, cwd: &Path) -> Self {
-        let mut child = bin()
-            .current_dir(cwd)
-            .arg("serve")
-            .args(args)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("breach-server serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(a) = line.strip_prefix("ready on ") {
-                        break a.trim().to_string();
-                    }
-                }
-                _ => panic!(
-                    "server exited before it was ready: {}",
-                    fs::read_to_string(&stderr).unwrap_or_default()
-                ),
-            }
-        };
-        assert!(!addr.ends_with(":0"), "real port printed: {addr}");
-        Self {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    /// Sends SIGTERM and checks the server exits cleanly.
-    fn terminate(mut self) -> String {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "exit status {status}");
-                return fs::read_to_string(&self.stderr).unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("server did not stop on SIGTERM");
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 async fn connect(addr: &str) -> BreachCheckClient<Channel> {

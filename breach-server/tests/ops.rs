@@ -4,10 +4,9 @@
 //! (or `localhost`) only. Run with `--release`: PSI is slow unoptimized.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 mod common;
+use common::{ServerProcess, bin};
 
 const PWD: pb::Collection = pb::Collection::Passwords;
 
@@ -523,75 +523,6 @@ async fn listen_accepts_host_names_and_names_a_busy_address() {
 
 // ---- the binary ---------------------------------------------------------
 
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_breach-server"));
-    cmd.env_remove("RUST_LOG");
-    cmd
-}
-
-/// A `breach-server serve` child process, killed on drop.
-struct ServerProcess {
-    child: Child,
-    addr: String,
-    stderr: PathBuf,
-}
-
-impl ServerProcess {
-    fn start(args: &[&str], stderr: PathBuf) -> Self {
-        let mut child = bin()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("breach-server starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(a) = line.strip_prefix("ready on ") {
-                        break a.trim().to_string();
-                    }
-                }
-                _ => panic!(
-                    "server exited before it was ready: {}",
-                    fs::read_to_string(&stderr).unwrap_or_default()
-                ),
-            }
-        };
-        Self {
-            child,
-            addr,
-            stderr,
-        }
-    }
-
-    fn terminate(mut self) -> String {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "exit status {status}");
-                return fs::read_to_string(&self.stderr).unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("server did not stop on SIGTERM");
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -632,7 +563,7 @@ async fn metrics_are_scraped_and_logs_are_json() {
     let tmp = tempfile::tempdir().unwrap();
     let metrics_addr = format!("127.0.0.1:{}", free_port());
     let store = store_dir().to_str().unwrap().to_string();
-    let server = ServerProcess::start(
+    let server = ServerProcess::spawn(
         &[
             "--log-format",
             "json",
@@ -645,6 +576,7 @@ async fn metrics_are_scraped_and_logs_are_json() {
             &metrics_addr,
         ],
         tmp.path().join("serve.log"),
+        Path::new(env!("CARGO_MANIFEST_DIR")),
     );
     let channel = Channel::from_shared(format!("http://{}", server.addr))
         .unwrap()

@@ -2,6 +2,12 @@
 //! psi-core's `Receiver` over the generated gRPC client.
 #![allow(dead_code)]
 
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
 use breach_proto::encoding::Label;
 use breach_proto::v1 as pb;
 use breach_proto::v1::breach_check_client::BreachCheckClient;
@@ -94,4 +100,94 @@ pub async fn check_with(
             })
         })
         .collect()
+}
+
+/// The `breach-server` binary, without the caller's `RUST_LOG`.
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_breach-server"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// A `breach-server serve` child process, killed on drop.
+pub struct ServerProcess {
+    child: Child,
+    /// The address of its `ready on ADDR` line.
+    pub addr: String,
+    stderr: PathBuf,
+}
+
+impl ServerProcess {
+    /// `breach-server serve ARGS --listen 127.0.0.1:0`, waiting for `ready on`.
+    pub fn start(args: &[&str], stderr: PathBuf) -> Self {
+        Self::start_in(args, stderr, Path::new(env!("CARGO_MANIFEST_DIR")))
+    }
+
+    /// [`start`](Self::start) in the working directory `cwd`.
+    pub fn start_in(args: &[&str], stderr: PathBuf, cwd: &Path) -> Self {
+        let mut full = vec!["serve"];
+        full.extend(args);
+        full.extend(["--listen", "127.0.0.1:0"]);
+        Self::spawn(&full, stderr, cwd)
+    }
+
+    /// `breach-server ARGS` (whole command line, e.g. with global flags
+    /// before `serve`), waiting for `ready on`.
+    pub fn spawn(args: &[&str], stderr: PathBuf, cwd: &Path) -> Self {
+        let mut child = bin()
+            .current_dir(cwd)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("breach-server serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("ready on ") {
+                        break a.trim().to_string();
+                    }
+                }
+                _ => panic!(
+                    "server exited before it was ready: {}",
+                    fs::read_to_string(&stderr).unwrap_or_default()
+                ),
+            }
+        };
+        assert!(!addr.ends_with(":0"), "real port printed: {addr}");
+        Self {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    /// Sends SIGTERM and checks the server exits cleanly.
+    pub fn terminate(mut self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exit status {status}");
+                return fs::read_to_string(&self.stderr).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("server did not stop on SIGTERM");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
