@@ -551,7 +551,6 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
                 poll_interval: Duration::from_secs_f64(args.reload_poll),
                 watch: !args.no_file_watch,
             },
-            Arc::new(|_swap: &live::Swap| {}),
         );
         // What is on disk serves at once; what is missing or older than the
         // store is built next and swapped in when done.

@@ -198,9 +198,6 @@ pub struct ReloadConfig {
     pub watch: bool,
 }
 
-/// Called after each swap (health, metrics).
-pub type SwapHook = Arc<dyn Fn(&Swap) + Send + Sync>;
-
 /// Watches a store's database files and swaps new generations into a
 /// [`Catalog`]. Stops when dropped.
 #[derive(Debug)]
@@ -212,10 +209,10 @@ pub struct Reloader {
 impl Reloader {
     /// Starts watching. The first check (loading every database that is
     /// there) starts at once. Must run inside a tokio runtime.
-    pub fn spawn(catalog: Arc<Catalog>, config: ReloadConfig, on_swap: SwapHook) -> Reloader {
+    pub fn spawn(catalog: Arc<Catalog>, config: ReloadConfig) -> Reloader {
         let (requests, rx) = mpsc::channel(64);
         let events = requests.clone();
-        let task = tokio::spawn(run(catalog, config, on_swap, rx, events));
+        let task = tokio::spawn(run(catalog, config, rx, events));
         Reloader { requests, task }
     }
 
@@ -282,7 +279,6 @@ fn watch_dir(
 async fn run(
     catalog: Arc<Catalog>,
     config: ReloadConfig,
-    on_swap: SwapHook,
     mut requests: mpsc::Receiver<Option<oneshot::Sender<()>>>,
     events: mpsc::Sender<Option<oneshot::Sender<()>>>,
 ) {
@@ -309,7 +305,7 @@ async fn run(
         while let Ok(done) = requests.try_recv() {
             waiting.extend(done);
         }
-        check(&catalog, &config.store_dir, &on_swap).await;
+        check(&catalog, &config.store_dir).await;
         for done in waiting {
             let _ = done.send(());
         }
@@ -320,7 +316,7 @@ async fn run(
 /// seen. Collections already served are swapped one at a time, so memory
 /// holds at most one collection twice; collections with no database yet
 /// (at start-up) load side by side.
-async fn check(catalog: &Arc<Catalog>, store_dir: &Path, on_swap: &SwapHook) {
+async fn check(catalog: &Arc<Catalog>, store_dir: &Path) {
     let (mut first, mut swaps) = (Vec::new(), Vec::new());
     for collection in catalog.collections() {
         let path = psi_db::db_path(store_dir, collection);
@@ -352,12 +348,12 @@ async fn check(catalog: &Arc<Catalog>, store_dir: &Path, on_swap: &SwapHook) {
         .map(|(c, id)| (c, id, Instant::now(), spawn_load(store_dir, c)))
         .collect();
     for (c, id, started, load) in loading {
-        install_loaded(catalog, on_swap, c, id, started, join_load(load).await);
+        install_loaded(catalog, c, id, started, join_load(load).await);
     }
     for (c, id) in swaps {
         let started = Instant::now();
         let loaded = join_load(spawn_load(store_dir, c)).await;
-        install_loaded(catalog, on_swap, c, id, started, loaded);
+        install_loaded(catalog, c, id, started, loaded);
     }
 }
 
@@ -378,7 +374,6 @@ async fn join_load(load: Load) -> Result<Option<CollectionDb>> {
 /// file that failed to load is remembered and skipped until it changes.
 fn install_loaded(
     catalog: &Arc<Catalog>,
-    on_swap: &SwapHook,
     collection: Collection,
     id: FileId,
     started: Instant,
@@ -400,7 +395,6 @@ fn install_loaded(
                         load_seconds = started.elapsed().as_secs_f64(),
                         "database in service"
                     );
-                    on_swap(&swap);
                 }
                 Err(e) => tracing::error!(%collection, error = %e, "cannot install database"),
             }
