@@ -18,6 +18,7 @@ use crate::logging::LogFormat;
 use crate::psi_db::{self, BuildAction, BuildOptions, BuildReport};
 use crate::server::{self, ServeConfig};
 use crate::service::Limits;
+use crate::service::blocking;
 use crate::store::{Collection, DB_FILE_NAME, Store};
 use crate::tls::{self, TlsFiles};
 
@@ -623,14 +624,6 @@ fn build_outdated(store_dir: &std::path::Path) -> Result<usize> {
         built += 1;
     }
     Ok(built)
-}
-
-/// Runs blocking work (SQLite, file I/O, database builds) off the async
-/// runtime.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Transport(format!("worker task failed: {e}")))?
 }
 
 /// "queries of one item" / "queries of up to N items".

@@ -126,8 +126,10 @@ impl BreachService {
     }
 }
 
-/// Runs CPU-heavy work on a blocking thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+/// Runs CPU-heavy or blocking work (file I/O, SQLite) on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Transport(format!("worker task failed: {e}")))?
