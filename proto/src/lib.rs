@@ -8,6 +8,8 @@
 //! - [`encoding`]: the canonical encoding of a username/password pair or a
 //!   password into a 32-byte PSI item, and of a match [`Label`](encoding::Label).
 //!   Its module docs give the exact byte layout and test vectors.
+//! - [`sharding`]: which shard holds an item, and the optional username
+//!   buckets of a sharded deployment.
 //!
 //! ```
 //! use breach_proto::encoding::{credential_item, password_item};
@@ -15,13 +17,14 @@
 //!
 //! let item = credential_item("alice@example.com", "hunter2");
 //! assert_eq!(item.len(), 32);
-//! let req = QueryRequest { collection: Collection::Credentials as i32, query: vec![] };
+//! let req = QueryRequest { collection: Collection::Credentials as i32, query: vec![], username_bucket: None };
 //! assert_eq!(req.collection(), Collection::Credentials);
 //! # let _ = password_item("hunter2");
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod encoding;
+pub mod sharding;
 
 /// Generated code for package `breach.v1` (messages, the `BreachCheck`
 /// client in [`v1::breach_check_client`] and server trait in
