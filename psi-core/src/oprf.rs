@@ -90,6 +90,13 @@ impl OprfKey {
         Zeroizing::new(self.k.to_bytes())
     }
 
+    /// The public key `k * G` (G the ristretto255 generator), compressed:
+    /// publishable, and what RFC 9497's verifiable mode proves evaluations
+    /// against. Two servers with the same public key have the same key.
+    pub fn public_key(&self) -> [u8; ELEMENT_BYTES] {
+        dalek::RistrettoPoint::mul_base(&self.k).compress().to_bytes()
+    }
+
     /// Loads a key saved with [`to_bytes`](Self::to_bytes). Errors on a
     /// wrong length, a non-canonical scalar or zero.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
@@ -475,6 +482,18 @@ mod tests {
             let out = OprfClient::finalize(state, &ev).unwrap();
             assert_eq!(out[0].as_bytes().to_vec(), hex(tv.output));
         }
+    }
+
+    /// The public key against voprf's verifiable-mode server with the same
+    /// key (RFC 9497 `pkS = ScalarMultGen(skS)`).
+    #[test]
+    fn public_key_matches_voprf() {
+        use voprf::Group;
+        let key = OprfKey::from_bytes(&hex(SK)).unwrap();
+        let server = voprf::VoprfServer::<Ristretto255>::new_with_key(&hex(SK)).unwrap();
+        let theirs = <Ristretto255 as Group>::serialize_elem(server.get_public_key());
+        assert_eq!(key.public_key().to_vec(), theirs.to_vec());
+        assert_ne!(key.public_key(), OprfKey::generate().unwrap().public_key());
     }
 
     /// The batched server paths (one shared inversion per batch) against
