@@ -18,6 +18,8 @@ WORKLOADS = {"Deployment", "StatefulSet", "Job", "Pod"}
 GRPC_PORT = 50051
 READINESS_SERVICES = {"", "breach.v1.BreachCheck"}
 LIVENESS_SERVICE = "liveness"
+# Kubernetes resource.Quantity (the schemas only say "string or integer").
+QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$")
 SHARD_URL = re.compile(r"^(http|https)://([a-z0-9-]+)-([0-9]+)\.([a-z0-9-]+):([0-9]+)$")
 
 
@@ -48,6 +50,25 @@ def pod_labels(obj):
 def selects(selector, labels):
     """Whether a matchLabels selector (or a Service's selector map) selects labels."""
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def check_quantities(c, obj, node=None, path=""):
+    """Every resource request, limit and sizeLimit parses as a Quantity."""
+    node = obj if node is None else node
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else key
+            if key in ("requests", "limits") and isinstance(value, dict):
+                for res, q in value.items():
+                    if not QUANTITY.match(str(q)):
+                        c.fail(obj, f"{here}.{res}: {q!r} is not a Kubernetes quantity")
+            elif key == "sizeLimit" and not QUANTITY.match(str(value)):
+                c.fail(obj, f"{here}: {value!r} is not a Kubernetes quantity")
+            else:
+                check_quantities(c, obj, value, here)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            check_quantities(c, obj, value, f"{path}[{i}]")
 
 
 def check_pod_security(c, obj):
@@ -137,6 +158,7 @@ def check_deployment(c, objs):
     names = {(o["kind"], o["metadata"]["name"]) for o in objs}
 
     for o in objs:
+        check_quantities(c, o)
         if o.get("metadata", {}).get("namespace") not in (None, objs[0].get("metadata", {}).get("namespace")):
             c.fail(o, "namespace differs from the other objects")
         if o["kind"] in WORKLOADS:
