@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Checks of the rendered breach-check manifests that schemas cannot make.
 
-Usage: check_manifests.py [--secret-template FILE] RENDERED.yaml...
+Usage: check_manifests.py [--secret-template FILE] [--scripts-dir DIR] RENDERED.yaml...
 
 Each RENDERED file is one whole deployment (the serving stack and its dumps
 volume, as rendered by kustomize). Prints every problem found, one a line,
-and exits 1 if there is any.
+and exits 1 if there is any. With --scripts-dir, also writes every
+container's `sh -c` script there (NAME.sh) for shellcheck.
 """
 
 import argparse
@@ -288,9 +289,30 @@ def check_secret_template(c, path):
             c.fail(secret, f"template holds a value for {key}: never commit key material")
 
 
+def write_scripts(objs, source, directory):
+    """Writes each `sh -c SCRIPT` of a container to DIRECTORY; returns the paths."""
+    import os
+
+    paths = []
+    for o in objs:
+        if o.get("kind") not in WORKLOADS:
+            continue
+        spec = pod_spec(o)
+        for ctr in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+            cmd = ctr.get("command") or []
+            if len(cmd) >= 3 and cmd[0] == "sh" and cmd[1] == "-c":
+                name = f"{os.path.basename(source)}-{o['kind']}-{o['metadata']['name']}-{ctr['name']}.sh"
+                path = os.path.join(directory, name)
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write("#!/bin/sh\n" + cmd[2])
+                paths.append(path)
+    return paths
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--secret-template")
+    parser.add_argument("--scripts-dir")
     parser.add_argument("rendered", nargs="+")
     args = parser.parse_args()
     problems = []
@@ -300,6 +322,9 @@ def main():
         with open(path, encoding="utf-8") as f:
             objs = [d for d in yaml.safe_load_all(f) if d]
         check_deployment(c, objs)
+        if args.scripts_dir:
+            if not write_scripts(objs, path, args.scripts_dir):
+                c.fail(None, "no `sh -c` scripts found (expected the Job's and the shards' init steps)")
         problems += c.problems
         checked += len(objs)
     if args.secret_template:

