@@ -19,7 +19,8 @@ use crate::psi_db::{self, BuildAction, BuildOptions, BuildReport};
 use crate::server::{self, ServeConfig};
 use crate::service::Limits;
 use crate::service::blocking;
-use crate::store::{Collection, DB_FILE_NAME, Store};
+use crate::store::{Collection, DB_FILE_NAME, Deployment, Store, UsernameRouting};
+use breach_proto::sharding::{MAX_USERNAME_BITS, ShardSpec};
 use crate::tls::{self, TlsFiles};
 
 const AFTER_HELP: &str = "\
@@ -210,6 +211,32 @@ pub enum Command {
         after_help = DEV_CERT_HELP
     )]
     DevCert(DevCertArgs),
+    /// Create the shared keys of a sharded deployment.
+    #[command(
+        long_about = "Create the shared keys of a sharded deployment.\n\n\
+            Writes into DIR (created with mode 0700): credentials.oprf-key and \
+            passwords.oprf-key (one OPRF key per collection, shared by every shard: \
+            a client does one OPRF round whichever shard holds its items) and \
+            username-routing.key (the hash key of `import --route-username-bits`). \
+            32 bytes each from the OS random number generator, mode 0600. Existing \
+            keys are never replaced.\n\n\
+            Give DIR to `build --keys DIR` on every shard. Keep it like any secret \
+            key: whoever holds the OPRF keys can test guesses against the \
+            databases offline.",
+        after_help = "Example:\n  \
+            breach-server keygen --out ./keys\n  \
+            breach-server import --store ./shard-0 --shard 0/4 dump.txt\n  \
+            breach-server build --store ./shard-0 --keys ./keys --expected-items 1000000"
+    )]
+    Keygen(KeygenArgs),
+}
+
+/// Arguments of `breach-server keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Folder to write the keys into (created with mode 0700).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `breach-server dev-cert`.
@@ -232,6 +259,50 @@ pub struct BuildArgs {
     /// Rebuild every collection from scratch, even if up to date.
     #[arg(long)]
     pub force: bool,
+    /// Use the shared OPRF keys in this folder (made by `keygen`) instead
+    /// of the store's own: every shard of a deployment builds with the
+    /// same keys. They are copied into STORE/psi/ (mode 0600). A store
+    /// that already has other keys is refused unless --force.
+    #[arg(long, value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+    /// Size the PSI parameters for this many items per shard instead of
+    /// the items held, so that every shard serves identical parameters:
+    /// `N` for both collections, or `credentials=N` / `passwords=N`
+    /// (repeat the flag). Remembered by the store for later builds; a
+    /// collection holding more is refused. `0` clears it.
+    #[arg(long, value_name = "[COLLECTION=]N")]
+    pub expected_items: Vec<ExpectedItems>,
+}
+
+/// One `--expected-items` value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExpectedItems {
+    /// The collection, or both when `None`.
+    pub collection: Option<Collection>,
+    /// Items per shard (0: size for the items held again).
+    pub items: u64,
+}
+
+impl std::str::FromStr for ExpectedItems {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (collection, n) = match s.split_once('=') {
+            None => (None, s),
+            Some((c, n)) => {
+                let c = Collection::ALL
+                    .into_iter()
+                    .find(|x| x.name() == c.trim())
+                    .ok_or_else(|| format!("unknown collection {c:?} (credentials or passwords)"))?;
+                (Some(c), n)
+            }
+        };
+        let items = n
+            .trim()
+            .replace('_', "")
+            .parse::<u64>()
+            .map_err(|_| format!("{n:?} is not a number of items"))?;
+        Ok(Self { collection, items })
+    }
 }
 
 /// Arguments of `breach-server serve`.
@@ -375,6 +446,19 @@ pub struct ImportArgs {
     /// Format of the files.
     #[arg(long, value_enum, default_value_t = FormatArg::Auto)]
     pub format: FormatArg,
+    /// Keep only the items of shard I of N (sharded deployments: every
+    /// shard imports the same files into its own store). The store
+    /// remembers its shard; later imports may omit this.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<ShardSpec>,
+    /// Split credential pairs by K bits of a keyed hash of the username
+    /// (for `front --route-username-bits K`); needs --keys for the hash key.
+    #[arg(long, value_name = "K", requires_all = ["shard", "keys"],
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_USERNAME_BITS)))]
+    pub route_username_bits: Option<u32>,
+    /// Folder made by `keygen` (for its username-routing key).
+    #[arg(long, value_name = "DIR", requires = "route_username_bits")]
+    pub keys: Option<PathBuf>,
     /// Lines per transaction (an interruption loses at most this much work,
     /// which the next run redoes).
     #[arg(long, value_name = "N", default_value_t = import::DEFAULT_BATCH_LINES,
@@ -427,7 +511,21 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => serve(&args, &mut out),
         Command::Stats(args) => stats(&args, &mut out),
         Command::DevCert(args) => dev_cert(&args, &mut out),
+        Command::Keygen(args) => keygen(&args, &mut out),
     }
+}
+
+fn keygen(args: &KeygenArgs, out: &mut impl Write) -> Result<()> {
+    let files = psi_db::keygen(&args.out)?;
+    for f in &files {
+        writeln!(out, "wrote {} (mode 0600)", f.display()).map_err(stdout_err)?;
+    }
+    writeln!(
+        out,
+        "use it on every shard: breach-server build --store STORE --keys {} --expected-items N",
+        args.out.display()
+    )
+    .map_err(stdout_err)
 }
 
 fn dev_cert(args: &DevCertArgs, out: &mut impl Write) -> Result<()> {
@@ -462,7 +560,36 @@ fn build(args: &BuildArgs, out: &mut impl Write) -> Result<()> {
             path: args.store.clone(),
         });
     }
-    let store = Store::open(&args.store)?;
+    let mut store = Store::open(&args.store)?;
+    let mut force = args.force;
+    if let Some(keys) = &args.keys {
+        for (c, action) in psi_db::install_keys(&args.store, keys, args.force)? {
+            match action {
+                psi_db::KeyInstall::Same => {}
+                psi_db::KeyInstall::Installed => {
+                    writeln!(out, "{c}: using the shared OPRF key of {}", keys.display())
+                        .map_err(stdout_err)?;
+                }
+                psi_db::KeyInstall::Replaced => {
+                    writeln!(out, "{c}: OPRF key replaced by {}'s; rebuilding", keys.display())
+                        .map_err(stdout_err)?;
+                    force = true;
+                }
+            }
+        }
+    }
+    for e in &args.expected_items {
+        for c in Collection::ALL {
+            if e.collection.is_none_or(|x| x == c) {
+                store.set_sized_for(c, (e.items > 0).then_some(e.items))?;
+            }
+        }
+    }
+    let options = BuildOptions { force, ..options };
+    let deployment = store.deployment()?;
+    if deployment != Default::default() {
+        writeln!(out, "store {}: {deployment}", args.store.display()).map_err(stdout_err)?;
+    }
     for c in Collection::ALL {
         // One collection at a time, each dropped before the next is built:
         // the peak memory is one collection's (both tiers), not both.
@@ -545,6 +672,12 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
             }
         })
         .await?;
+        let dir = store_dir.clone();
+        let deployment = blocking(move || Store::open(&dir)?.deployment()).await?;
+        if deployment != Deployment::default() {
+            tracing::info!(%deployment, "serving one shard of a sharded deployment");
+        }
+        catalog.set_deployment(deployment);
         let reloader = Reloader::spawn(
             catalog.clone(),
             ReloadConfig {
@@ -641,6 +774,20 @@ fn stdout_err(e: io::Error) -> Error {
 
 fn import(args: &ImportArgs, out: &mut impl Write) -> Result<()> {
     let mut store = Store::open(&args.store)?;
+    if let Some(shard) = args.shard {
+        let routing = match (args.route_username_bits, &args.keys) {
+            (Some(bits), Some(keys)) => Some(UsernameRouting {
+                bits,
+                key: psi_db::read_routing_key(keys)?,
+            }),
+            _ => None,
+        };
+        store.set_deployment(&Deployment { shard, routing })?;
+    }
+    let deployment = store.deployment()?;
+    if deployment != Deployment::default() {
+        writeln!(out, "store {}: {deployment}", args.store.display()).map_err(stdout_err)?;
+    }
     let options = ImportOptions {
         format: args.format.format(),
         batch_lines: args.batch_lines,
@@ -712,6 +859,11 @@ fn stats(args: &StatsArgs, out: &mut impl Write) -> Result<()> {
     let store = Store::open(&args.store)?;
     let counts = store.counts()?;
     let imports = store.imports()?;
+    let deployment = store.deployment()?;
+    let sized_for: std::collections::BTreeMap<Collection, Option<u64>> = Collection::ALL
+        .iter()
+        .map(|&c| Ok((c, store.sized_for(c)?)))
+        .collect::<Result<_>>()?;
     let w = |out: &mut dyn Write| -> io::Result<()> {
         writeln!(
             out,
@@ -719,6 +871,12 @@ fn stats(args: &StatsArgs, out: &mut impl Write) -> Result<()> {
             args.store.display(),
             HumanBytes(store.size_bytes().unwrap_or(0))
         )?;
+        writeln!(out, "shard: {}", deployment)?;
+        for c in Collection::ALL {
+            if let Some(n) = sized_for.get(&c).copied().flatten() {
+                writeln!(out, "{c}: PSI parameters sized for {n} items (--expected-items)")?;
+            }
+        }
         writeln!(
             out,
             "{:<12} {:>14} {:>11}",

@@ -219,6 +219,60 @@ pub enum Error {
         reason: String,
     },
 
+    /// A store belongs to another shard (or routing) than asked for, or
+    /// holds data imported without sharding.
+    #[error("{}: {reason}", store.display())]
+    ShardMismatch {
+        /// The store directory.
+        store: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+
+    /// The store already has an OPRF key for a collection, and `--keys`
+    /// gives another one.
+    #[error(
+        "{}: this store's {collection} OPRF key differs from {} (its databases were built          under another key); pass --force to replace the key and rebuild the collection",
+        store_key.display(),
+        given.display()
+    )]
+    KeyMismatch {
+        /// The collection.
+        collection: crate::store::Collection,
+        /// The store's key file.
+        store_key: PathBuf,
+        /// The key file given.
+        given: PathBuf,
+    },
+
+    /// A collection holds more items than the PSI parameters were sized
+    /// for with `build --expected-items`.
+    #[error(
+        "{collection} has {items} items, more than the {sized_for} its parameters are sized          for (--expected-items); every shard must serve the same parameters, so raise          --expected-items on every shard and rebuild them all"
+    )]
+    Oversized {
+        /// The collection.
+        collection: crate::store::Collection,
+        /// Items it holds.
+        items: u64,
+        /// Items the parameters are sized for.
+        sized_for: u64,
+    },
+
+    /// A shard behind a front cannot answer, or disagrees with the others.
+    #[error("shard {shard} ({url}): {reason}")]
+    Shard {
+        /// The shard's index.
+        shard: u32,
+        /// The shard's address.
+        url: String,
+        /// What went wrong.
+        reason: String,
+        /// Whether the shard is unreachable or not serving (UNAVAILABLE),
+        /// rather than misconfigured (FAILED_PRECONDITION).
+        unavailable: bool,
+    },
+
     /// The Prometheus metrics exporter could not start.
     #[error("metrics: {0}")]
     Metrics(String),
@@ -257,6 +311,10 @@ impl From<Error> for tonic::Status {
             Error::InvalidRequest(m) => Status::invalid_argument(m.clone()),
             Error::NotServed { .. } => Status::invalid_argument(e.to_string()),
             Error::Loading { .. } => Status::unavailable(e.to_string()),
+            Error::Shard {
+                unavailable: true, ..
+            } => Status::unavailable(e.to_string()),
+            Error::Shard { .. } => Status::failed_precondition(e.to_string()),
             Error::StaleParameters { .. } => Status::failed_precondition(e.to_string()),
             Error::Busy { retry_after_ms, .. } | Error::RateLimited { retry_after_ms, .. } => {
                 let mut status = Status::resource_exhausted(e.to_string());

@@ -8,6 +8,7 @@
 //! | `breach.v1.BreachCheck/passwords` | the passwords collection has a database loaded |
 //! | `breach.v1.BreachCheck` | every configured collection is loaded |
 //! | `""` (the server as a whole) | same as `breach.v1.BreachCheck` |
+//! | `liveness` | always, while the process runs (for liveness probes: a server loading a big database is alive but not ready) |
 //!
 //! A configured collection starts NOT_SERVING and becomes SERVING when
 //! [`HealthState::set_collection`] says it is loaded; a collection the
@@ -27,6 +28,9 @@ use crate::store::Collection;
 
 /// The health service's name for the breach-check service as a whole.
 pub const SERVICE: &str = "breach.v1.BreachCheck";
+
+/// The health service's name that is SERVING as long as the process runs.
+pub const LIVENESS: &str = "liveness";
 
 /// The health service's name for one collection:
 /// `breach.v1.BreachCheck/<collection>` (e.g.
@@ -63,6 +67,10 @@ impl HealthState {
             reporter,
             loaded: Arc::new(Mutex::new(loaded)),
         };
+        state
+            .reporter
+            .set_service_status(LIVENESS, ServingStatus::Serving)
+            .await;
         {
             let loaded = state.loaded.lock().await;
             for &c in loaded.keys() {

@@ -36,6 +36,12 @@
 //! batch, and running the same import again resumes right after the last
 //! committed batch, so the final counts equal those of one clean import.
 //!
+//! A store of a sharded deployment ([`Store::set_deployment`]) keeps only
+//! its shard's items: every line is parsed and counted as accepted, and
+//! each credential pair and password is added only if
+//! [`Deployment::keeps_credential`] / [`Deployment::keeps_password`] say
+//! so. Every shard imports the same files.
+//!
 //! Memory use is bounded by the batch (and, for combo and hibp, by
 //! [`MAX_LINE_BYTES`] per line), never by the file size. For CSV the
 //! `csv` crate holds one record in memory; a file with an unterminated
@@ -55,7 +61,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::store::{Progress, Store};
+use crate::store::{Deployment, Progress, Store};
 
 /// Longest accepted line (or CSV record), in bytes, line terminator
 /// excluded.
@@ -448,6 +454,7 @@ pub fn import_file(
     bar.set_message("hashing");
     let content_sha256 = hash_file(&mut file, &bar).map_err(|e| Error::io(path, e))?;
 
+    let deployment = store.deployment()?;
     let existing = store.import_record(&content_sha256)?;
     let (format, start, outcome) = match existing {
         Some(rec) if rec.finished_at.is_some() => {
@@ -526,6 +533,7 @@ pub fn import_file(
         credentials: HashMap::new(),
         passwords: HashMap::new(),
         examples: Vec::new(),
+        deployment,
     };
     // The line readers start at the committed offset; the CSV reader
     // starts at 0 to read the header, then seeks itself.
@@ -662,6 +670,8 @@ struct Importer<'a> {
     credentials: HashMap<[u8; ITEM_LEN], u64>,
     passwords: HashMap<[u8; ITEM_LEN], u64>,
     examples: Vec<Malformed>,
+    /// Which items this store keeps (all, or its shard's).
+    deployment: Deployment,
 }
 
 impl Importer<'_> {
@@ -773,20 +783,27 @@ impl Importer<'_> {
         self.finish(end)
     }
 
+    /// Counts a credential pair and its password, each only if this
+    /// store's shard keeps it.
     fn add_credential(&mut self, username: &str, password: &str) {
         let credential = credential_item(username, password);
-        let entry = self.credentials.entry(credential).or_default();
-        *entry = entry.saturating_add(1);
-        let entry = self.passwords.entry(password_item(password)).or_default();
-        *entry = entry.saturating_add(1);
+        if self.deployment.keeps_credential(username, &credential) {
+            let entry = self.credentials.entry(credential).or_default();
+            *entry = entry.saturating_add(1);
+        }
+        let password = password_item(password);
+        if self.deployment.keeps_password(&password) {
+            let entry = self.passwords.entry(password).or_default();
+            *entry = entry.saturating_add(1);
+        }
     }
 
     fn add_password_sha1(&mut self, sha1: &[u8; 20], count: u64) {
-        let entry = self
-            .passwords
-            .entry(password_item_from_sha1(sha1))
-            .or_default();
-        *entry = entry.saturating_add(count);
+        let password = password_item_from_sha1(sha1);
+        if self.deployment.keeps_password(&password) {
+            let entry = self.passwords.entry(password).or_default();
+            *entry = entry.saturating_add(count);
+        }
     }
 
     /// Accounts for line (record) `line_no`, after which

@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
 use crate::psi_db::{self, CollectionDb};
-use crate::store::Collection;
+use crate::store::{Collection, Deployment};
 
 /// How often the reloader looks at the database files when no file event
 /// arrives.
@@ -83,6 +83,8 @@ struct SlotFiles {
 #[derive(Debug)]
 pub struct Catalog {
     slots: HashMap<Collection, Slot>,
+    /// The shard the databases belong to (published by `GetParameters`).
+    deployment: arc_swap::ArcSwap<Deployment>,
     /// Bumped on every swap; [`Catalog::wait_ready`] watches it.
     changes: watch::Sender<u64>,
 }
@@ -103,6 +105,7 @@ impl Catalog {
     pub fn new(collections: &[Collection]) -> Self {
         Self {
             slots: collections.iter().map(|&c| (c, Slot::default())).collect(),
+            deployment: Default::default(),
             changes: watch::Sender::new(0),
         }
     }
@@ -119,6 +122,17 @@ impl Catalog {
             catalog.install(db)?;
         }
         Ok(catalog)
+    }
+
+    /// The shard (and username routing) of the store the databases come
+    /// from: an unsharded deployment until [`set_deployment`](Self::set_deployment).
+    pub fn deployment(&self) -> Arc<Deployment> {
+        self.deployment.load_full()
+    }
+
+    /// Sets what [`deployment`](Self::deployment) returns.
+    pub fn set_deployment(&self, deployment: Deployment) {
+        self.deployment.store(Arc::new(deployment));
     }
 
     /// The collections this catalog serves (loaded or not), sorted.

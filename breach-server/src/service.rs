@@ -28,6 +28,7 @@ use crate::limits::{ClientKey, Limiter, QueryPermit};
 use crate::live::Catalog;
 use crate::psi_db::CollectionDb;
 use crate::store::Collection;
+use breach_proto::sharding::oprf_key_id;
 
 /// Size of one ristretto255 element on the wire.
 const ELEMENT_BYTES: usize = psi_core::oprf::ELEMENT_BYTES;
@@ -68,7 +69,19 @@ impl BreachService {
     /// `GetParameters`: limits and each collection's public parameters.
     pub fn parameters(&self) -> pb::GetParametersResponse {
         let collections = self.catalog.loaded();
+        let deployment = self.catalog.deployment();
         pb::GetParametersResponse {
+            shard: Some(pb::ShardInfo {
+                index: deployment.shard.index,
+                count: deployment.shard.count,
+            }),
+            username_routing: deployment
+                .routing
+                .as_ref()
+                .map(|r| pb::UsernameRouting {
+                    bits: r.bits,
+                    key: r.key.to_vec(),
+                }),
             server_version: format!("breach-server {}", env!("CARGO_PKG_VERSION")),
             limits: Some(pb::Limits {
                 max_message_bytes: self.limits().max_message_bytes as u64,
@@ -77,8 +90,14 @@ impl BreachService {
             }),
             collections: collections
                 .iter()
-                .flat_map(|c| c.tiers.iter().map(move |t| (c, t)))
-                .map(|(c, t)| {
+                .flat_map(|c| {
+                    let key_id = c
+                        .tiers
+                        .first()
+                        .map(|t| oprf_key_id(&t.db.oprf_key().public_key()).to_vec());
+                    c.tiers.iter().map(move |t| (c, t, key_id.clone()))
+                })
+                .map(|(c, t, key_id)| {
                     let params = t.db.params();
                     pb::CollectionParameters {
                         collection: pb::Collection::from(c.collection) as i32,
@@ -88,6 +107,7 @@ impl BreachService {
                         max_query_items: t.tier.max_query_items(),
                         tier: t.tier.name().into(),
                         generation: c.generation,
+                        oprf_key_id: key_id.unwrap_or_default(),
                     }
                 })
                 .collect(),
@@ -193,7 +213,10 @@ impl pb::breach_check_server::BreachCheck for BreachService {
         }
         .await;
         let stream = match result {
-            Ok((db, permit)) => answer(db, req.query, permit, peer).await,
+            Ok((db, permit)) => {
+                let shard = self.catalog.deployment().shard.index;
+                answer(db, req.query, permit, peer, shard).await
+            }
             Err(e) => Err(Status::from(e)),
         };
         stream
@@ -202,15 +225,38 @@ impl pb::breach_check_server::BreachCheck for BreachService {
     }
 }
 
+/// One result part of this server's answer (shard `shard` of a sharded
+/// deployment, 0 otherwise).
+fn result_message(part: Vec<u8>, shard: u32) -> pb::QueryResponsePart {
+    pb::QueryResponsePart {
+        result_part: part,
+        shard,
+        shards: 1,
+        trailer: None,
+    }
+}
+
+/// The trailer that closes this server's answer after `parts` parts.
+fn trailer_message(parts: u32, shard: u32) -> pb::QueryResponsePart {
+    pb::QueryResponsePart {
+        result_part: Vec::new(),
+        shard,
+        shards: 1,
+        trailer: Some(pb::ShardTrailer { parts }),
+    }
+}
+
 /// Decodes and answers a query on a blocking thread, streaming each result
-/// part as it is produced. Waits for the first part so that a bad query
-/// fails the call itself rather than its stream. `permit` (the query's
-/// slots) is held until the answer is complete or abandoned.
+/// part as it is produced, then the trailer declaring how many there were.
+/// Waits for the first message so that a bad query fails the call itself
+/// rather than its stream. `permit` (the query's slots) is held until the
+/// answer is complete or abandoned.
 async fn answer(
     db: Arc<CollectionDb>,
     query: Vec<u8>,
     permit: QueryPermit,
     peer: Option<SocketAddr>,
+    shard: u32,
 ) -> Result<QueryStream, Status> {
     let (tx, mut rx) = mpsc::channel::<Result<pb::QueryResponsePart, Status>>(4);
     let collection = db.collection;
@@ -219,6 +265,7 @@ async fn answer(
         let _in_flight = crate::metrics::QueryInFlight::start();
         let started = Instant::now();
         let mut tier = None;
+        let mut sent = 0u32;
         let result = psi_core::Query::from_wire(&query)
             .map_err(Error::from)
             .and_then(|q| {
@@ -229,12 +276,15 @@ async fn answer(
                     .ok_or(Error::StaleParameters { collection })?;
                 tier = Some(t.tier);
                 Ok(t.db.answer(&q, |part| {
-                    tx.blocking_send(Ok(pb::QueryResponsePart {
-                        result_part: part.to_wire(),
-                    }))
-                    .map_err(|_| psi_core::Error::Malformed("the client went away".into()))
+                    sent += 1;
+                    tx.blocking_send(Ok(result_message(part.to_wire(), shard)))
+                        .map_err(|_| psi_core::Error::Malformed("the client went away".into()))
                 })?)
             });
+        let result = result.and_then(|()| {
+            tx.blocking_send(Ok(trailer_message(sent, shard)))
+                .map_err(|_| Error::Transport("the client went away".into()))
+        });
         match result {
             Ok(()) => {
                 let tier = tier.map_or("", |t| t.name());

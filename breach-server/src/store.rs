@@ -9,7 +9,7 @@
 //!
 //! | table | columns |
 //! | --- | --- |
-//! | `meta` | `key TEXT PRIMARY KEY, value` (`schema_version`) |
+//! | `meta` | `key TEXT PRIMARY KEY, value` (`schema_version`; `shard_index`, `shard_count`, `route_username_bits`, `route_key` of a sharded store; `sized_for.<collection>` from `build --expected-items`) |
 //! | `credentials` | `item BLOB PRIMARY KEY` (32 bytes), `count INTEGER >= 1` |
 //! | `passwords` | `item BLOB PRIMARY KEY` (32 bytes), `count INTEGER >= 1` |
 //! | `generations` | `collection TEXT PRIMARY KEY, generation INTEGER` |
@@ -31,6 +31,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use breach_proto::sharding::{self, ShardSpec};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::{Error, Result};
@@ -43,6 +44,69 @@ pub const DB_FILE_NAME: &str = "breach.sqlite3";
 
 /// Length of a stored item (see [`breach_proto::encoding::ITEM_LEN`]).
 pub const ITEM_LEN: usize = breach_proto::encoding::ITEM_LEN;
+
+/// Username routing of credential pairs (see [`breach_proto::sharding`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsernameRouting {
+    /// Bucket bits (1 to [`breach_proto::sharding::MAX_USERNAME_BITS`]).
+    pub bits: u32,
+    /// The HMAC key of the bucket hash (public: clients get it).
+    pub key: [u8; breach_proto::sharding::ROUTING_KEY_LEN],
+}
+
+/// Where a store sits in a sharded deployment: which items it keeps.
+/// The default is the single shard of an unsharded deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    /// The shard.
+    pub shard: ShardSpec,
+    /// Username routing of credential pairs, if the deployment uses it.
+    pub routing: Option<UsernameRouting>,
+}
+
+impl Default for Deployment {
+    fn default() -> Self {
+        Self {
+            shard: ShardSpec::SINGLE,
+            routing: None,
+        }
+    }
+}
+
+impl Deployment {
+    /// Whether this shard keeps the credential pair `item` of `username`.
+    pub fn keeps_credential(&self, username: &str, item: &[u8; ITEM_LEN]) -> bool {
+        let n = self.shard.count;
+        let shard = match &self.routing {
+            Some(r) => {
+                let bucket = sharding::username_bucket(&r.key, r.bits, username);
+                sharding::routed_credential_shard(item, bucket, r.bits, n)
+            }
+            None if n == 1 => 0,
+            None => sharding::item_shard(item, n),
+        };
+        shard == self.shard.index
+    }
+
+    /// Whether this shard keeps the password `item`.
+    pub fn keeps_password(&self, item: &[u8; ITEM_LEN]) -> bool {
+        self.shard.count == 1 || sharding::item_shard(item, self.shard.count) == self.shard.index
+    }
+}
+
+impl fmt::Display for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.shard == ShardSpec::SINGLE {
+            f.write_str("no shard (all items)")?;
+        } else {
+            write!(f, "shard {}", self.shard)?;
+        }
+        if let Some(r) = &self.routing {
+            write!(f, ", credentials routed by {} username bits", r.bits)?;
+        }
+        Ok(())
+    }
+}
 
 /// A breach collection held by the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -248,6 +312,114 @@ impl Store {
         }
         tx.commit()?;
         Ok(Self { conn, dir })
+    }
+
+    /// The shard this store holds, and the username routing its
+    /// credential pairs were split by (see [`Deployment`]).
+    pub fn deployment(&self) -> Result<Deployment> {
+        let get = |key: &str| -> Result<Option<rusqlite::types::Value>> {
+            Ok(self
+                .conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?)
+        };
+        use rusqlite::types::Value;
+        let int = |key: &str| -> Result<Option<u32>> {
+            match get(key)? {
+                None => Ok(None),
+                Some(Value::Integer(v)) => u32::try_from(v)
+                    .map(Some)
+                    .map_err(|_| Error::Corrupt(format!("meta {key} = {v}"))),
+                Some(other) => Err(Error::Corrupt(format!("meta {key} = {other:?}"))),
+            }
+        };
+        let shard = match (int("shard_index")?, int("shard_count")?) {
+            (None, None) => ShardSpec::SINGLE,
+            (Some(i), Some(n)) => ShardSpec::new(i, n).map_err(Error::Corrupt)?,
+            _ => return Err(Error::Corrupt("meta has half a shard".into())),
+        };
+        let routing = match (int("route_username_bits")?, get("route_key")?) {
+            (None, None) => None,
+            (Some(bits), Some(Value::Blob(key))) => Some(UsernameRouting {
+                bits,
+                key: key
+                    .try_into()
+                    .map_err(|_| Error::Corrupt("meta route_key is not 32 bytes".into()))?,
+            }),
+            _ => return Err(Error::Corrupt("meta has half a username routing".into())),
+        };
+        Ok(Deployment { shard, routing })
+    }
+
+    /// Records the deployment this store belongs to, before its first
+    /// import. Refuses to change it once set, and to shard a store that
+    /// already holds data imported without one (its items would belong to
+    /// other shards).
+    pub fn set_deployment(&mut self, wanted: &Deployment) -> Result<()> {
+        let has = self.deployment()?;
+        if has == *wanted {
+            return Ok(());
+        }
+        let mismatch = |reason: String| Error::ShardMismatch {
+            store: self.dir.clone(),
+            reason,
+        };
+        let configured = has != Deployment::default();
+        if configured {
+            return Err(mismatch(format!(
+                "this store holds {has}; it cannot be re-imported as {wanted} (use a fresh store \
+                 directory per shard)"
+            )));
+        }
+        if !self.imports()?.is_empty() {
+            return Err(mismatch(format!(
+                "this store already holds data imported as {has}; import {wanted} into a fresh \
+                 store directory"
+            )));
+        }
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('shard_index', ?1), ('shard_count', ?2)",
+            params![wanted.shard.index, wanted.shard.count],
+        )?;
+        if let Some(r) = &wanted.routing {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('route_username_bits', ?1), \
+                 ('route_key', ?2)",
+                params![r.bits, &r.key[..]],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Items the PSI parameters of `collection` are sized for (`build
+    /// --expected-items`), if set.
+    pub fn sized_for(&self, collection: Collection) -> Result<Option<u64>> {
+        let v: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [format!("sized_for.{}", collection.name())],
+                |r| r.get(0),
+            )
+            .optional()?;
+        v.map(to_u64).transpose()
+    }
+
+    /// Sets (or with `None` clears) what [`Store::sized_for`] returns.
+    pub fn set_sized_for(&mut self, collection: Collection, items: Option<u64>) -> Result<()> {
+        let key = format!("sized_for.{}", collection.name());
+        match items {
+            Some(n) => self.conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, to_i64(n)],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM meta WHERE key = ?1", [key])?,
+        };
+        Ok(())
     }
 
     /// The store directory.

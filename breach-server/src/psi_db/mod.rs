@@ -59,7 +59,10 @@ use std::time::Instant;
 use breach_proto::encoding::Label;
 use psi_core::{OprfRequest, OprfResponse, PsiParams, SavedHeader, SenderDb};
 
-pub use keys::{existing_key, key_path, load_or_create_key, read_key};
+pub use keys::{
+    KeyInstall, ROUTING_KEY_FILE, existing_key, install_keys, key_file_name, key_path, keygen,
+    load_or_create_key, read_key, read_routing_key,
+};
 pub use refresh::{BuildAction, BuildOptions, BuildReport, TierReport, refresh};
 
 use crate::error::{Error, Result};

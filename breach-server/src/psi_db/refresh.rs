@@ -12,7 +12,7 @@ use super::file::{self, Saved};
 use super::keys::{copy_key, load_or_create_key};
 use super::progress::{bar, spinner};
 use super::{CollectionDb, Row, Tier, TierDb, choose_params, db_path, loaded};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{Collection, Store};
 
 /// Items OPRF-hashed per progress-bar step.
@@ -129,9 +129,24 @@ pub fn refresh(
 
     let mut rows: Vec<Row> = Vec::new();
     let generation = store.for_each_item(collection, |item, count| rows.push((*item, count)))?;
+    // Sharded deployments size every shard's parameters for the same
+    // number of items (`build --expected-items`), so all shards serve
+    // identical parameters; otherwise they fit the items held.
+    let items = rows.len() as u64;
+    let size_for = match store.sized_for(collection)? {
+        Some(sized_for) if items > sized_for => {
+            return Err(Error::Oversized {
+                collection,
+                items,
+                sized_for,
+            });
+        }
+        Some(sized_for) => sized_for,
+        None => items,
+    };
     let params = Tier::ALL
         .iter()
-        .map(|&t| choose_params(collection, t, rows.len() as u64))
+        .map(|&t| choose_params(collection, t, size_for))
         .collect::<Result<Vec<_>>>()?;
 
     let same_params = |s: &Saved| {
