@@ -28,21 +28,23 @@
 //! longer serves (it swapped in a rebuilt database): the client fetches the
 //! parameters again and redoes that collection once, OPRF included.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use breach_proto::encoding::{Label, credential_item, password_item};
+use breach_proto::sharding::{MAX_USERNAME_BITS, ROUTING_KEY_LEN, username_bucket};
 use breach_proto::v1::breach_check_client::BreachCheckClient;
 use breach_proto::v1::{self as pb, Collection};
 use psi_core::wire::Codec;
-use psi_core::{PsiParams, Receiver, ResultPart};
+use psi_core::{PsiParams, Receiver};
 use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 use zeroize::Zeroize;
 
 use crate::report::{EntryResult, PasswordReport, Report};
+use crate::answer::AnswerCollector;
 use crate::retry::{self, AttemptError, CallError, RetryBudget, RetryPolicy};
 use crate::transport::{self, Target};
 use crate::vault::Vault;
@@ -429,6 +431,9 @@ struct ServerParams {
     max_concurrent_queries: usize,
     /// Per collection: its tiers.
     collections: HashMap<i32, Vec<Tier>>,
+    /// Bucket bits and key, when credential queries must name the
+    /// username bucket of their items.
+    routing: Option<(u32, [u8; ROUTING_KEY_LEN])>,
 }
 
 impl ServerParams {
@@ -471,7 +476,27 @@ impl ServerParams {
                 },
             });
         }
+        let routing = match answer.username_routing {
+            None => None,
+            Some(r) => {
+                let key = <[u8; ROUTING_KEY_LEN]>::try_from(r.key.as_slice()).ok();
+                match key {
+                    Some(key) if (1..=MAX_USERNAME_BITS).contains(&r.bits) => Some((r.bits, key)),
+                    _ => {
+                        return Err(Error::Protocol {
+                            collection: "credentials",
+                            detail: format!(
+                                "username routing of {} bits with a {}-byte key",
+                                r.bits,
+                                r.key.len()
+                            ),
+                        });
+                    }
+                }
+            }
+        };
         Ok(ServerParams {
+            routing,
             server_version: answer.server_version,
             max_message_bytes,
             max_items_per_query,
@@ -605,9 +630,35 @@ impl Client {
                 .iter()
                 .map(|e| password_item(e.password.expose())),
         );
+        let routing = self.params().routing;
         let (cred_counts, pw_counts) = tokio::try_join!(
-            self.check_collection(Collection::Credentials, &credentials.items, options, budget),
-            self.check_collection(Collection::Passwords, &passwords.items, options, budget),
+            async {
+                match routing {
+                    None => {
+                        self.check_collection(
+                            Collection::Credentials,
+                            &credentials.items,
+                            None,
+                            options,
+                            budget,
+                        )
+                        .await
+                    }
+                    Some((bits, key)) => {
+                        let usernames = vault.entries.iter().map(|e| e.username.as_str());
+                        self.check_credentials_by_bucket(
+                            &credentials,
+                            usernames,
+                            bits,
+                            &key,
+                            options,
+                            budget,
+                        )
+                        .await
+                    }
+                }
+            },
+            self.check_collection(Collection::Passwords, &passwords.items, None, options, budget),
         )?;
         let results = vault
             .entries
@@ -642,12 +693,46 @@ impl Client {
     ) -> Result<PasswordReport> {
         let items = Distinct::new(std::iter::once(password_item(password)));
         let counts = self
-            .check_collection(Collection::Passwords, &items.items, options, budget)
+            .check_collection(Collection::Passwords, &items.items, None, options, budget)
             .await?;
         Ok(PasswordReport {
             password_breached: counts[0].is_some(),
             password_seen: counts[0].unwrap_or(0),
         })
+    }
+
+    /// Credential pairs when the server routes them by username bucket:
+    /// one check per bucket (each revealing only that bucket), run
+    /// concurrently; counts in the order of `credentials.items`.
+    async fn check_credentials_by_bucket(
+        &self,
+        credentials: &Distinct,
+        usernames: impl Iterator<Item = &str>,
+        bits: u32,
+        key: &[u8; ROUTING_KEY_LEN],
+        options: &CheckOptions,
+        budget: &RetryBudget,
+    ) -> Result<Vec<Option<u64>>> {
+        let mut bucket_of = vec![0u32; credentials.items.len()];
+        for (input, username) in usernames.enumerate() {
+            bucket_of[credentials.of_input[input]] = username_bucket(key, bits, username);
+        }
+        let mut buckets: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (item, &bucket) in bucket_of.iter().enumerate() {
+            buckets.entry(bucket).or_default().push(item);
+        }
+        let checks = buckets.into_iter().map(|(bucket, members)| async move {
+            let items: Vec<Item> = members.iter().map(|&i| credentials.items[i]).collect();
+            let counts = self
+                .check_collection(Collection::Credentials, &items, Some(bucket), options, budget)
+                .await?;
+            Ok::<_, Error>(members.into_iter().zip(counts).collect::<Vec<_>>())
+        });
+        let mut counts = vec![None; credentials.items.len()];
+        for (item, count) in futures::future::try_join_all(checks).await?.into_iter().flatten() {
+            counts[item] = count;
+        }
+        Ok(counts)
     }
 
     /// [`query_collection`](Self::query_collection), redone once with
@@ -656,6 +741,7 @@ impl Client {
         &self,
         collection: Collection,
         items: &[Item],
+        bucket: Option<u32>,
         options: &CheckOptions,
         budget: &RetryBudget,
     ) -> Result<Vec<Option<u64>>> {
@@ -665,7 +751,7 @@ impl Client {
         };
         let used = self.params();
         match self
-            .query_collection(collection, items, options, budget)
+            .query_collection(collection, items, bucket, options, budget)
             .await
         {
             Err(e) if stale(&e) => {}
@@ -677,7 +763,7 @@ impl Client {
             self.refresh(options, budget).await?;
         }
         match self
-            .query_collection(collection, items, options, budget)
+            .query_collection(collection, items, bucket, options, budget)
             .await
         {
             Err(Error::Rpc { status, .. }) if status.code() == tonic::Code::FailedPrecondition => {
@@ -724,6 +810,7 @@ impl Client {
         &self,
         collection: Collection,
         items: &[Item],
+        bucket: Option<u32>,
         options: &CheckOptions,
         budget: &RetryBudget,
     ) -> Result<Vec<Option<u64>>> {
@@ -759,7 +846,7 @@ impl Client {
         let mut counts = Vec::with_capacity(items.len());
         while let Some(chunk) = pending.pop_front() {
             match self
-                .round(collection, &server, &receiver, chunk, options, budget)
+                .round(collection, &server, &receiver, chunk, bucket, options, budget)
                 .await
             {
                 Ok(found) => {
@@ -794,6 +881,7 @@ impl Client {
         server: &ServerParams,
         receiver: &Arc<Receiver>,
         chunk: &[Item],
+        bucket: Option<u32>,
         options: &CheckOptions,
         budget: &RetryBudget,
     ) -> std::result::Result<Vec<Option<u64>>, RoundError> {
@@ -896,6 +984,7 @@ impl Client {
         // reading afresh; no query slot is held while waiting.
         let query_request = pb::QueryRequest {
             collection: collection as i32,
+            username_bucket: bucket,
             query,
         };
         let parts = retry::call(
@@ -916,30 +1005,17 @@ impl Client {
                         .await
                         .map_err(AttemptError::Status)?
                         .into_inner();
-                    let mut parts: Vec<ResultPart> = Vec::new();
+                    let mut answer = AnswerCollector::default();
                     while let Some(message) =
                         stream.message().await.map_err(AttemptError::Status)?
                     {
-                        let part = ResultPart::from_wire(&message.result_part).map_err(|e| {
-                            AttemptError::Other(protocol(format!("result part: {e}")))
-                        })?;
-                        let total = parts.first().map_or(part.total_parts, |p| p.total_parts);
-                        if part.total_parts != total || parts.len() >= total as usize {
-                            return Err(AttemptError::Other(protocol(
-                                "more result parts than announced".into(),
-                            )));
-                        }
-                        parts.push(part);
+                        answer
+                            .push(message)
+                            .map_err(|e| AttemptError::Other(protocol(e)))?;
                     }
-                    if let Some(first) = parts.first()
-                        && parts.len() != first.total_parts as usize
-                    {
-                        return Err(AttemptError::Other(protocol(format!(
-                            "the answer ended after {} of {} parts",
-                            parts.len(),
-                            first.total_parts
-                        ))));
-                    }
+                    let parts = answer
+                        .finish()
+                        .map_err(|e| AttemptError::Other(protocol(e)))?;
                     Ok(parts)
                 }
             },

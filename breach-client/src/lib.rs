@@ -36,6 +36,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod answer;
 pub mod check;
 pub mod cli;
 pub mod report;

@@ -227,12 +227,14 @@ impl pb::breach_check_server::BreachCheck for BreachService {
 
 /// One result part of this server's answer (shard `shard` of a sharded
 /// deployment, 0 otherwise).
-fn result_message(part: Vec<u8>, shard: u32) -> pb::QueryResponsePart {
+/// `position` counts the parts sent before it.
+fn result_message(part: Vec<u8>, position: u32, shard: u32) -> pb::QueryResponsePart {
     pb::QueryResponsePart {
         result_part: part,
         shard,
         shards: 1,
         trailer: None,
+        part: position,
     }
 }
 
@@ -243,6 +245,7 @@ fn trailer_message(parts: u32, shard: u32) -> pb::QueryResponsePart {
         shard,
         shards: 1,
         trailer: Some(pb::ShardTrailer { parts }),
+        part: 0,
     }
 }
 
@@ -276,8 +279,9 @@ async fn answer(
                     .ok_or(Error::StaleParameters { collection })?;
                 tier = Some(t.tier);
                 Ok(t.db.answer(&q, |part| {
+                    let position = sent;
                     sent += 1;
-                    tx.blocking_send(Ok(result_message(part.to_wire(), shard)))
+                    tx.blocking_send(Ok(result_message(part.to_wire(), position, shard)))
                         .map_err(|_| psi_core::Error::Malformed("the client went away".into()))
                 })?)
             });
