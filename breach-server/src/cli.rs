@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::HumanBytes;
 
 use crate::demo;
+use crate::front;
 use crate::error::{Error, Result};
 use crate::import::{self, Format, ImportOptions, ImportReport, Outcome};
 use crate::live::{self, Catalog, ReloadConfig, Reloader};
@@ -82,6 +83,23 @@ Health (grpc.health.v1.Health): `breach.v1.BreachCheck/credentials` and
 `breach.v1.BreachCheck/passwords` are SERVING while that collection has a
 database loaded; `breach.v1.BreachCheck` and \"\" when all of them are.
 gRPC server reflection (v1 and v1alpha) lets grpcurl list and describe the API.";
+
+const FRONT_HELP: &str = "\
+Examples:
+  # Four shards on this machine, one front
+  breach-server keygen --out ./keys
+  for i in 0 1 2 3; do
+    breach-server import --store ./shard-$i --shard $i/4 dump.txt
+    breach-server build --store ./shard-$i --keys ./keys --expected-items 1000000
+    breach-server serve --store ./shard-$i --listen 127.0.0.1:$((50061 + i)) \\
+        --client-ip-header x-forwarded-for &
+  done
+  breach-server front --listen 127.0.0.1:50051 --shard http://127.0.0.1:50061 \\
+      --shard http://127.0.0.1:50062 --shard http://127.0.0.1:50063 --shard http://127.0.0.1:50064
+
+  # TLS to the shards and to clients
+  breach-server front --shard https://shard-0.internal:50051 ... --shard-ca shards-ca.pem \\
+      --tls-cert front.pem --tls-key front-key.pem";
 
 const DEV_CERT_HELP: &str = "\
 Example:
@@ -229,6 +247,57 @@ pub enum Command {
             breach-server build --store ./shard-0 --keys ./keys --expected-items 1000000"
     )]
     Keygen(KeygenArgs),
+    /// Serve the breach check from several shards, as one service.
+    #[command(
+        long_about = "Serve the breach check from several shards, as one service.\n\n\
+            A stateless front: no store, no key, no data. It serves the same gRPC API as \
+            `serve`, so clients need no new option. GetParameters answers with the \
+            shards' parameters, polled every --poll-interval seconds and checked \
+            identical on every shard (same PSI parameters from `build \
+            --expected-items`, same OPRF key from `build --keys`, each shard's \
+            `import --shard I/N` matching its place in the --shard list). \
+            EvaluateOprf goes to one shard. Query goes to every shard at once and \
+            each shard's answer streams back, tagged with the shard; the client \
+            decodes them all with its one key. If any shard cannot answer, the whole \
+            check fails with UNAVAILABLE naming the shard: never a partial answer.\n\n\
+            Prints `listening on ADDR`, then `ready on ADDR` once every shard serves \
+            consistently; a reachable shard that disagrees stops it at start-up with \
+            a message naming the shard. Health follows the shards (`liveness` is \
+            always SERVING). Per-client limits apply here; the client address goes \
+            to the shards in x-forwarded-for, so run the shards with \
+            `--client-ip-header x-forwarded-for` and reachable only from the front.",
+        after_help = FRONT_HELP
+    )]
+    Front(Box<FrontArgs>),
+}
+
+/// Arguments of `breach-server front`.
+#[derive(Debug, Args)]
+pub struct FrontArgs {
+    /// A shard's URL, http://HOST:PORT or https://HOST:PORT; give one per
+    /// shard, shard 0 first.
+    #[arg(long = "shard", value_name = "URL", required = true)]
+    pub shards: Vec<String>,
+    /// CA certificate (PEM) of the shards' TLS certificates, for https:// shards.
+    #[arg(long, value_name = "PEM")]
+    pub shard_ca: Option<PathBuf>,
+    /// Route credential queries by K bits of a keyed hash of the username:
+    /// clients reveal K bits per credential, and only that bucket's shards
+    /// are asked (the shards must be imported with --route-username-bits K).
+    /// Off by default: every query goes to every shard and reveals nothing.
+    #[arg(long, value_name = "K",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_USERNAME_BITS)))]
+    pub route_username_bits: Option<u32>,
+    /// Seconds between polls of the shards' parameters and health.
+    #[arg(long, value_name = "SECONDS", default_value_t = front::DEFAULT_POLL_INTERVAL.as_secs_f64(),
+          value_parser = parse_poll)]
+    pub poll_interval: f64,
+    /// Seconds to wait for a shard's answer to a poll or an OPRF call.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_poll)]
+    pub shard_timeout: f64,
+    /// Listening, TLS, metrics and limits.
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 /// Arguments of `breach-server keygen`.
@@ -314,6 +383,33 @@ pub struct ServeArgs {
     /// Where the demo store lives when --store is not given.
     #[arg(long, value_name = "DIR", conflicts_with = "store")]
     pub data_dir: Option<PathBuf>,
+    /// Listening, TLS, metrics and limits.
+    #[command(flatten)]
+    pub net: NetArgs,
+    /// Seconds between looks at the database files when no file event
+    /// arrives (a file watch notices new databases at once where the file
+    /// system supports it; SIGHUP forces a look).
+    #[arg(long, value_name = "SECONDS", default_value_t = live::DEFAULT_POLL_INTERVAL.as_secs_f64(),
+          value_parser = parse_poll)]
+    pub reload_poll: f64,
+    /// Do not watch the database folder for changes (for file systems
+    /// whose events are unreliable); new databases are then noticed by the
+    /// poll and SIGHUP only.
+    #[arg(long)]
+    pub no_file_watch: bool,
+}
+
+fn parse_poll(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.05..=86_400.0).contains(&v) => Ok(v),
+        Ok(_) => Err("must be between 0.05 and 86400 seconds".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// How a server or a front listens and what it allows clients.
+#[derive(Debug, Args)]
+pub struct NetArgs {
     /// Address to listen on, HOST:PORT (a host name, an IPv4 address, or an
     /// IPv6 address in brackets); port 0 picks a free port.
     #[arg(long, value_name = "HOST:PORT", default_value = server::DEFAULT_LISTEN)]
@@ -372,28 +468,16 @@ pub struct ServeArgs {
     /// Off by default: the header is then ignored, since clients can forge it.
     #[arg(long, value_name = "NAME")]
     pub client_ip_header: Option<String>,
-    /// Seconds between looks at the database files when no file event
-    /// arrives (a file watch notices new databases at once where the file
-    /// system supports it; SIGHUP forces a look).
-    #[arg(long, value_name = "SECONDS", default_value_t = live::DEFAULT_POLL_INTERVAL.as_secs_f64(),
-          value_parser = parse_poll)]
-    pub reload_poll: f64,
-    /// Do not watch the database folder for changes (for file systems
-    /// whose events are unreliable); new databases are then noticed by the
-    /// poll and SIGHUP only.
-    #[arg(long)]
-    pub no_file_watch: bool,
-}
-
-fn parse_poll(s: &str) -> std::result::Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.05..=86_400.0).contains(&v) => Ok(v),
-        Ok(_) => Err("must be between 0.05 and 86400 seconds".into()),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 impl ServeArgs {
+    /// The checked configuration.
+    pub fn config(&self) -> Result<ServeConfig> {
+        self.net.config()
+    }
+}
+
+impl NetArgs {
     /// The checked configuration.
     pub fn config(&self) -> Result<ServeConfig> {
         let limits = Limits {
@@ -512,7 +596,41 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Stats(args) => stats(&args, &mut out),
         Command::DevCert(args) => dev_cert(&args, &mut out),
         Command::Keygen(args) => keygen(&args, &mut out),
+        Command::Front(args) => run_front(&args, &mut out),
     }
+}
+
+fn run_front(args: &FrontArgs, out: &mut impl Write) -> Result<()> {
+    let config = front::FrontConfig {
+        serve: args.net.config()?,
+        shards: args.shards.clone(),
+        shard_ca: args.shard_ca.clone(),
+        route_username_bits: args.route_username_bits,
+        poll_interval: Duration::from_secs_f64(args.poll_interval),
+        shard_timeout: Duration::from_secs_f64(args.shard_timeout),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Transport(format!("starting the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let mut handle = front::start(&config).await?;
+        let addr = handle.local_addr();
+        if let Some(m) = args.net.metrics_listen {
+            writeln!(out, "metrics on http://{m}/metrics").map_err(stdout_err)?;
+        }
+        writeln!(out, "listening on {addr}").map_err(stdout_err)?;
+        out.flush().map_err(stdout_err)?;
+        tokio::select! {
+            r = handle.wait_ready() => r?,
+            r = server::shutdown_signal() => return r,
+        }
+        tracing::info!(shards = config.shards.len(), "ready: every shard serves with consistent parameters");
+        if let Err(e) = writeln!(out, "ready on {addr}").and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "cannot write `ready on` to stdout");
+        }
+        handle.run_until(server::shutdown_signal()).await
+    })
 }
 
 fn keygen(args: &KeygenArgs, out: &mut impl Write) -> Result<()> {
@@ -653,7 +771,7 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
             return Err(Error::NoStore { path: dir.clone() });
         }
         let addr = handle.local_addr();
-        if let Some(m) = args.metrics_listen {
+        if let Some(m) = args.net.metrics_listen {
             writeln!(out, "metrics on http://{m}/metrics").map_err(stdout_err)?;
         }
         writeln!(out, "listening on {addr}").map_err(stdout_err)?;

@@ -35,6 +35,7 @@
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod front;
 pub mod health;
 pub mod import;
 pub mod limits;

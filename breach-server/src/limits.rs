@@ -522,6 +522,17 @@ impl Limiter {
         ClientKey::of_request(metadata, peer, self.limits.client_ip_header.as_deref())
     }
 
+    /// The client's address as [`client`](Self::client) reads it (the
+    /// configured header's rightmost entry, else the TCP peer): what a
+    /// front forwards to its shards.
+    pub fn client_ip(&self, metadata: &MetadataMap, peer: Option<SocketAddr>) -> Option<IpAddr> {
+        self.limits
+            .client_ip_header
+            .as_deref()
+            .and_then(|h| forwarded_ip(metadata, h))
+            .or(peer.map(|p| p.ip()))
+    }
+
     /// Charges `n` OPRF elements to `client` and to the server-wide budget.
     pub fn charge_oprf(&self, client: ClientKey, n: usize) -> Result<()> {
         const RPC: &str = "EvaluateOprf";

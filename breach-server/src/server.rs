@@ -264,6 +264,33 @@ pub async fn serve_on(
     config: &ServeConfig,
 ) -> Result<ServerHandle> {
     let service = BreachService::with_catalog(catalog.clone(), config.limits.clone())?;
+    let (health, health_service) = HealthState::new(catalog.collections()).await;
+    let health_sync = tokio::spawn(sync_health(catalog.clone(), health.clone()));
+    let (local_addr, stop, task) = spawn_router(listener, config, health_service, service).await?;
+    Ok(ServerHandle {
+        local_addr,
+        catalog,
+        health,
+        health_sync,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Serves `breach` (the `BreachCheck` implementation: a server's or a
+/// front's), the health service and gRPC reflection on `listener` with
+/// the configuration's TLS, message limits and metrics, until the
+/// returned sender fires (or is dropped).
+pub(crate) async fn spawn_router<H, S>(
+    listener: TcpListener,
+    config: &ServeConfig,
+    health_service: tonic_health::pb::health_server::HealthServer<H>,
+    breach: S,
+) -> Result<(SocketAddr, oneshot::Sender<()>, JoinHandle<Result<()>>)>
+where
+    H: tonic_health::pb::health_server::Health,
+    S: breach_proto::v1::breach_check_server::BreachCheck,
+{
     let local_addr = listener
         .local_addr()
         .map_err(|e| Error::Transport(format!("local address: {e}")))?;
@@ -271,8 +298,6 @@ pub async fn serve_on(
     if let Some(addr) = config.metrics_listen {
         crate::metrics::install(addr)?;
     }
-    let (health, health_service) = HealthState::new(catalog.collections()).await;
-    let health_sync = tokio::spawn(sync_health(catalog.clone(), health.clone()));
     // Both reflection versions list every service served, themselves
     // included.
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
@@ -293,7 +318,7 @@ pub async fn serve_on(
         .build_v1alpha()
         .map_err(reflection_err)?;
     let max = config.limits.max_message_bytes;
-    let breach = BreachCheckServer::new(service)
+    let breach = BreachCheckServer::new(breach)
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let mut builder = tonic::transport::Server::builder();
@@ -333,14 +358,7 @@ pub async fn serve_on(
         tls,
         "serving breach.v1.BreachCheck, grpc.health.v1.Health and gRPC reflection"
     );
-    Ok(ServerHandle {
-        local_addr,
-        catalog,
-        health,
-        health_sync,
-        stop: Some(stop),
-        task,
-    })
+    Ok((local_addr, stop, task))
 }
 
 /// Keeps the health service in step with the catalog: each collection
