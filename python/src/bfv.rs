@@ -578,20 +578,13 @@ impl Ciphertext {
     }
 }
 
-/// The right operand of an arithmetic operator.
-enum Operand<'a> {
-    Cipher(&'a Ciphertext),
-    Plain(&'a Plaintext),
-}
-
-fn operand<'a>(other: &'a Bound<'_, PyAny>) -> Option<Operand<'a>> {
-    if let Ok(c) = other.cast::<Ciphertext>() {
-        return Some(Operand::Cipher(c.get()));
-    }
-    if let Ok(p) = other.cast::<Plaintext>() {
-        return Some(Operand::Plain(p.get()));
-    }
-    None
+/// The right operand of an arithmetic operator. Anything else fails to
+/// extract, which PyO3 turns into `NotImplemented` (so Python raises
+/// `TypeError`).
+#[derive(FromPyObject)]
+enum Operand<'py> {
+    Cipher(Bound<'py, Ciphertext>),
+    Plain(Bound<'py, Plaintext>),
 }
 
 #[pymethods]
@@ -646,54 +639,67 @@ impl Ciphertext {
         Ok(Self { inner, params: p })
     }
 
-    fn __add__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Option<Self>> {
+    fn __add__(&self, py: Python<'_>, other: Operand<'_>) -> PyResult<Self> {
         let ev = self.evaluator();
-        let r = match operand(other) {
-            Some(Operand::Cipher(c)) => py.detach(|| ev.add(&self.inner, &c.inner)),
-            Some(Operand::Plain(p)) => py.detach(|| ev.add_plain(&self.inner, &p.inner)),
-            None => return Ok(None),
+        let r = match &other {
+            Operand::Cipher(c) => {
+                let c = c.get();
+                py.detach(|| ev.add(&self.inner, &c.inner))
+            }
+            Operand::Plain(p) => {
+                let p = p.get();
+                py.detach(|| ev.add_plain(&self.inner, &p.inner))
+            }
         };
-        Ok(Some(Self::wrap(r.map_err(errors::he)?, &self.params)))
+        Ok(Self::wrap(r.map_err(errors::he)?, &self.params))
     }
 
-    fn __radd__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Option<Self>> {
+    fn __radd__(&self, py: Python<'_>, other: Operand<'_>) -> PyResult<Self> {
         self.__add__(py, other)
     }
 
-    fn __sub__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Option<Self>> {
+    fn __sub__(&self, py: Python<'_>, other: Operand<'_>) -> PyResult<Self> {
         let ev = self.evaluator();
-        let r = match operand(other) {
-            Some(Operand::Cipher(c)) => py.detach(|| ev.sub(&self.inner, &c.inner)),
-            Some(Operand::Plain(p)) => py.detach(|| ev.sub_plain(&self.inner, &p.inner)),
-            None => return Ok(None),
+        let r = match &other {
+            Operand::Cipher(c) => {
+                let c = c.get();
+                py.detach(|| ev.sub(&self.inner, &c.inner))
+            }
+            Operand::Plain(p) => {
+                let p = p.get();
+                py.detach(|| ev.sub_plain(&self.inner, &p.inner))
+            }
         };
-        Ok(Some(Self::wrap(r.map_err(errors::he)?, &self.params)))
+        Ok(Self::wrap(r.map_err(errors::he)?, &self.params))
     }
 
-    fn __rsub__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Option<Self>> {
-        // plaintext - ciphertext = -(ciphertext - plaintext)
+    /// `plaintext - ciphertext`, as `-(ciphertext - plaintext)`.
+    fn __rsub__(&self, py: Python<'_>, other: Bound<'_, Plaintext>) -> PyResult<Self> {
         let ev = self.evaluator();
-        let r = match operand(other) {
-            Some(Operand::Plain(p)) => py.detach(|| {
-                let d = ev.sub_plain(&self.inner, &p.inner)?;
-                ev.negate(&d)
-            }),
-            _ => return Ok(None),
-        };
-        Ok(Some(Self::wrap(r.map_err(errors::he)?, &self.params)))
+        let p = other.get();
+        let r = py.detach(|| {
+            let d = ev.sub_plain(&self.inner, &p.inner)?;
+            ev.negate(&d)
+        });
+        Ok(Self::wrap(r.map_err(errors::he)?, &self.params))
     }
 
-    fn __mul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Option<Self>> {
+    fn __mul__(&self, py: Python<'_>, other: Operand<'_>) -> PyResult<Self> {
         let ev = self.evaluator();
-        let r = match operand(other) {
-            Some(Operand::Cipher(c)) => py.detach(|| ev.multiply(&self.inner, &c.inner)),
-            Some(Operand::Plain(p)) => py.detach(|| ev.multiply_plain(&self.inner, &p.inner)),
-            None => return Ok(None),
+        let r = match &other {
+            Operand::Cipher(c) => {
+                let c = c.get();
+                py.detach(|| ev.multiply(&self.inner, &c.inner))
+            }
+            Operand::Plain(p) => {
+                let p = p.get();
+                py.detach(|| ev.multiply_plain(&self.inner, &p.inner))
+            }
         };
-        Ok(Some(Self::wrap(r.map_err(errors::he)?, &self.params)))
+        Ok(Self::wrap(r.map_err(errors::he)?, &self.params))
     }
 
-    fn __rmul__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Option<Self>> {
+    fn __rmul__(&self, py: Python<'_>, other: Operand<'_>) -> PyResult<Self> {
         self.__mul__(py, other)
     }
 

@@ -47,7 +47,9 @@ where
     let rt = runtime()?;
     let mut handle = rt.spawn(fut);
     loop {
-        let waited = py.detach(|| rt.block_on(tokio::time::timeout(SIGNAL_POLL, &mut handle)));
+        // The timer is created inside `block_on`: it needs the runtime's context.
+        let waited = py
+            .detach(|| rt.block_on(async { tokio::time::timeout(SIGNAL_POLL, &mut handle).await }));
         match waited {
             Ok(Ok(result)) => return result,
             Ok(Err(join)) => {

@@ -572,6 +572,16 @@ impl Receiver {
         py: Python<'py>,
         items: Vec<Vec<u8>>,
     ) -> PyResult<(Bound<'py, PyBytes>, OprfPending)> {
+        if items.len() > self.inner.max_items() {
+            return Err(raise(
+                Kind::InvalidValue,
+                format!(
+                    "{} items exceed the {} one query holds (the table size)",
+                    items.len(),
+                    self.inner.max_items()
+                ),
+            ));
+        }
         let (req, pending) = py
             .detach(|| {
                 let (req, pending) = self.inner.oprf_request(&item_refs(&items))?;
