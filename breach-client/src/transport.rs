@@ -146,11 +146,14 @@ fn system_roots_available() -> bool {
 }
 
 /// Explains a failed connection or first call in plain words, when the
-/// cause is a known mistake; `None` otherwise.
+/// cause is a known mistake; `None` otherwise. The error is `Send + Sync`
+/// because it is held across the probe's `.await`: with a plain `dyn
+/// Error` the check's futures would not be `Send`, and could not be
+/// spawned on a multi-threaded runtime (as the Python bindings do).
 pub(crate) async fn diagnose(
     url: &str,
     target: &Target,
-    error: &(dyn std::error::Error + 'static),
+    error: &(dyn std::error::Error + Send + Sync + 'static),
 ) -> Option<Error> {
     if let Some(detail) = certificate_problem(error) {
         return Some(Error::UntrustedCertificate {
