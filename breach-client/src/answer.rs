@@ -55,9 +55,7 @@ impl AnswerCollector {
         match self.shards {
             None => self.shards = Some(shards),
             Some(s) if s != shards => {
-                return Err(format!(
-                    "the answer announces {s} shards, then {shards}"
-                ));
+                return Err(format!("the answer announces {s} shards, then {shards}"));
             }
             Some(_) => {}
         }
@@ -98,7 +96,9 @@ impl AnswerCollector {
         }
         self.bytes = self.bytes.saturating_add(message.result_part.len());
         if self.bytes > MAX_ANSWER_BYTES {
-            return Err(format!("more than {MAX_ANSWER_BYTES} bytes of result parts"));
+            return Err(format!(
+                "more than {MAX_ANSWER_BYTES} bytes of result parts"
+            ));
         }
         let part = ResultPart::from_wire(&message.result_part)
             .map_err(|e| format!("result part {} of shard {shard}: {e}", message.part))?;
@@ -187,7 +187,10 @@ mod tests {
 
     #[test]
     fn whole_answers_are_accepted_in_any_order() {
-        assert_eq!(collect(vec![part(0, 0, 1, 2), part(0, 0, 0, 2), trailer(0, 0, 2)]), Ok(2));
+        assert_eq!(
+            collect(vec![part(0, 0, 1, 2), part(0, 0, 0, 2), trailer(0, 0, 2)]),
+            Ok(2)
+        );
         // Two shards interleaved; one of them has no parts at all.
         assert_eq!(
             collect(vec![
@@ -205,11 +208,23 @@ mod tests {
         let cases: Vec<(Vec<pb::QueryResponsePart>, &str)> = vec![
             (vec![], "0 of 1"),
             (vec![part(0, 1, 0, 2), part(0, 1, 1, 2)], "cut short"),
-            (vec![part(0, 1, 0, 2), part(0, 1, 0, 2), trailer(0, 1, 2)], "twice"),
-            (vec![part(0, 1, 0, 2), trailer(0, 1, 2)], "declares 2 parts but sent 1"),
-            (vec![part(0, 1, 0, 1), trailer(0, 1, 1), part(0, 1, 0, 1)], "after its trailer"),
+            (
+                vec![part(0, 1, 0, 2), part(0, 1, 0, 2), trailer(0, 1, 2)],
+                "twice",
+            ),
+            (
+                vec![part(0, 1, 0, 2), trailer(0, 1, 2)],
+                "declares 2 parts but sent 1",
+            ),
+            (
+                vec![part(0, 1, 0, 1), trailer(0, 1, 1), part(0, 1, 0, 1)],
+                "after its trailer",
+            ),
             (vec![part(0, 2, 0, 1), trailer(0, 2, 1)], "1 of 2"),
-            (vec![trailer(0, 2, 0), trailer(1, 2, 0), trailer(2, 2, 0)], "more than the 2"),
+            (
+                vec![trailer(0, 2, 0), trailer(1, 2, 0), trailer(2, 2, 0)],
+                "more than the 2",
+            ),
             (vec![part(0, 1, 0, 1), part(0, 1, 1, 2)], "announce"),
             (vec![part(0, 1, 5, 2)], "out of its 2"),
             (vec![trailer(0, 1, 0), trailer(0, 2, 0)], "then 2"),

@@ -43,8 +43,8 @@ use tokio::sync::Semaphore;
 use tonic::transport::Channel;
 use zeroize::Zeroize;
 
-use crate::report::{EntryResult, PasswordReport, Report};
 use crate::answer::AnswerCollector;
+use crate::report::{EntryResult, PasswordReport, Report};
 use crate::retry::{self, AttemptError, CallError, RetryBudget, RetryPolicy};
 use crate::transport::{self, Target};
 use crate::vault::Vault;
@@ -658,7 +658,13 @@ impl Client {
                     }
                 }
             },
-            self.check_collection(Collection::Passwords, &passwords.items, None, options, budget),
+            self.check_collection(
+                Collection::Passwords,
+                &passwords.items,
+                None,
+                options,
+                budget
+            ),
         )?;
         let results = vault
             .entries
@@ -724,12 +730,22 @@ impl Client {
         let checks = buckets.into_iter().map(|(bucket, members)| async move {
             let items: Vec<Item> = members.iter().map(|&i| credentials.items[i]).collect();
             let counts = self
-                .check_collection(Collection::Credentials, &items, Some(bucket), options, budget)
+                .check_collection(
+                    Collection::Credentials,
+                    &items,
+                    Some(bucket),
+                    options,
+                    budget,
+                )
                 .await?;
             Ok::<_, Error>(members.into_iter().zip(counts).collect::<Vec<_>>())
         });
         let mut counts = vec![None; credentials.items.len()];
-        for (item, count) in futures::future::try_join_all(checks).await?.into_iter().flatten() {
+        for (item, count) in futures::future::try_join_all(checks)
+            .await?
+            .into_iter()
+            .flatten()
+        {
             counts[item] = count;
         }
         Ok(counts)
@@ -846,7 +862,9 @@ impl Client {
         let mut counts = Vec::with_capacity(items.len());
         while let Some(chunk) = pending.pop_front() {
             match self
-                .round(collection, &server, &receiver, chunk, bucket, options, budget)
+                .round(
+                    collection, &server, &receiver, chunk, bucket, options, budget,
+                )
                 .await
             {
                 Ok(found) => {

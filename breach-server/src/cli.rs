@@ -11,8 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::HumanBytes;
 
 use crate::demo;
-use crate::front;
 use crate::error::{Error, Result};
+use crate::front;
 use crate::import::{self, Format, ImportOptions, ImportReport, Outcome};
 use crate::live::{self, Catalog, ReloadConfig, Reloader};
 use crate::logging::LogFormat;
@@ -21,8 +21,8 @@ use crate::server::{self, ServeConfig};
 use crate::service::Limits;
 use crate::service::blocking;
 use crate::store::{Collection, DB_FILE_NAME, Deployment, Store, UsernameRouting};
-use breach_proto::sharding::{MAX_USERNAME_BITS, ShardSpec};
 use crate::tls::{self, TlsFiles};
+use breach_proto::sharding::{MAX_USERNAME_BITS, ShardSpec};
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -361,7 +361,9 @@ impl std::str::FromStr for ExpectedItems {
                 let c = Collection::ALL
                     .into_iter()
                     .find(|x| x.name() == c.trim())
-                    .ok_or_else(|| format!("unknown collection {c:?} (credentials or passwords)"))?;
+                    .ok_or_else(|| {
+                        format!("unknown collection {c:?} (credentials or passwords)")
+                    })?;
                 (Some(c), n)
             }
         };
@@ -625,7 +627,10 @@ fn run_front(args: &FrontArgs, out: &mut impl Write) -> Result<()> {
             r = handle.wait_ready() => r?,
             r = server::shutdown_signal() => return r,
         }
-        tracing::info!(shards = config.shards.len(), "ready: every shard serves with consistent parameters");
+        tracing::info!(
+            shards = config.shards.len(),
+            "ready: every shard serves with consistent parameters"
+        );
         if let Err(e) = writeln!(out, "ready on {addr}").and_then(|()| out.flush()) {
             tracing::warn!(error = %e, "cannot write `ready on` to stdout");
         }
@@ -689,8 +694,12 @@ fn build(args: &BuildArgs, out: &mut impl Write) -> Result<()> {
                         .map_err(stdout_err)?;
                 }
                 psi_db::KeyInstall::Replaced => {
-                    writeln!(out, "{c}: OPRF key replaced by {}'s; rebuilding", keys.display())
-                        .map_err(stdout_err)?;
+                    writeln!(
+                        out,
+                        "{c}: OPRF key replaced by {}'s; rebuilding",
+                        keys.display()
+                    )
+                    .map_err(stdout_err)?;
                     force = true;
                 }
             }
@@ -992,7 +1001,10 @@ fn stats(args: &StatsArgs, out: &mut impl Write) -> Result<()> {
         writeln!(out, "shard: {}", deployment)?;
         for c in Collection::ALL {
             if let Some(n) = sized_for.get(&c).copied().flatten() {
-                writeln!(out, "{c}: PSI parameters sized for {n} items (--expected-items)")?;
+                writeln!(
+                    out,
+                    "{c}: PSI parameters sized for {n} items (--expected-items)"
+                )?;
             }
         }
         writeln!(

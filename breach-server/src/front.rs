@@ -232,7 +232,9 @@ pub async fn start_on(listener: TcpListener, config: &FrontConfig) -> Result<Fro
         next_oprf: AtomicUsize::new(0),
     };
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_service_status(LIVENESS, ServingStatus::Serving).await;
+    health
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
     for name in std::iter::once(String::new())
         .chain(std::iter::once(SERVICE.to_string()))
         .chain(Collection::ALL.iter().map(|&c| collection_service(c)))
@@ -482,9 +484,7 @@ fn merge(
             } else if m.5 != r.5 {
                 Some("another OPRF key (every shard must `build --keys` the same keygen folder)")
             } else if m.2 != r.2 || m.3 != r.3 || m.4 != r.4 {
-                Some(
-                    "other PSI parameters (build every shard with the same --expected-items)",
-                )
+                Some("other PSI parameters (build every shard with the same --expected-items)")
             } else {
                 None
             };
@@ -535,9 +535,7 @@ fn merge(
         username_routing: routing_bits.and(first.username_routing.clone()),
     };
     for c in &mut merged.collections {
-        let same = |o: &&pb::CollectionParameters| {
-            o.collection == c.collection && o.tier == c.tier
-        };
+        let same = |o: &&pb::CollectionParameters| o.collection == c.collection && o.tier == c.tier;
         c.item_count = answers
             .iter()
             .filter_map(|a| a.collections.iter().find(same))
@@ -570,7 +568,12 @@ impl FrontService {
     }
 
     /// A request to a shard carrying the client's address and deadline.
-    fn forward<T>(&self, message: T, client_ip: Option<std::net::IpAddr>, timeout: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>) -> Request<T> {
+    fn forward<T>(
+        &self,
+        message: T,
+        client_ip: Option<std::net::IpAddr>,
+        timeout: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    ) -> Request<T> {
         let mut request = Request::new(message);
         if let Some(ip) = client_ip
             && let Ok(v) = ip.to_string().parse()
@@ -586,7 +589,10 @@ impl FrontService {
     /// The shards a query goes to.
     fn targets(&self, req: &pb::QueryRequest) -> Result<Vec<&Shard>, Status> {
         let count = self.shards.len() as u32;
-        match (self.routing_bits, req.collection == pb::Collection::Credentials as i32) {
+        match (
+            self.routing_bits,
+            req.collection == pb::Collection::Credentials as i32,
+        ) {
             (Some(bits), true) => {
                 let bucket = req.username_bucket.ok_or_else(|| {
                     Status::invalid_argument(
@@ -621,7 +627,9 @@ impl pb::breach_check_server::BreachCheck for FrontService {
         let own = self.limiter.limits();
         let limits = answer.limits.get_or_insert_default();
         limits.max_message_bytes = limits.max_message_bytes.min(own.max_message_bytes as u64);
-        limits.max_items_per_query = limits.max_items_per_query.min(own.max_items_per_query as u64);
+        limits.max_items_per_query = limits
+            .max_items_per_query
+            .min(own.max_items_per_query as u64);
         limits.max_concurrent_queries = own.max_concurrent_queries as u64;
         Ok(Response::new(answer))
     }
@@ -677,7 +685,11 @@ impl pb::breach_check_server::BreachCheck for FrontService {
         let timeout = request.metadata().get("grpc-timeout").cloned();
         let req = request.into_inner();
         let targets = self.targets(&req)?;
-        let permit = self.limiter.admit_query(client).await.map_err(Status::from)?;
+        let permit = self
+            .limiter
+            .admit_query(client)
+            .await
+            .map_err(Status::from)?;
         let shards = targets.len() as u32;
         // Open every shard's stream first: a shard that refuses the query
         // (stale parameters, unavailable) fails the call itself.

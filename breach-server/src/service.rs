@@ -75,13 +75,10 @@ impl BreachService {
                 index: deployment.shard.index,
                 count: deployment.shard.count,
             }),
-            username_routing: deployment
-                .routing
-                .as_ref()
-                .map(|r| pb::UsernameRouting {
-                    bits: r.bits,
-                    key: r.key.to_vec(),
-                }),
+            username_routing: deployment.routing.as_ref().map(|r| pb::UsernameRouting {
+                bits: r.bits,
+                key: r.key.to_vec(),
+            }),
             server_version: format!("breach-server {}", env!("CARGO_PKG_VERSION")),
             limits: Some(pb::Limits {
                 max_message_bytes: self.limits().max_message_bytes as u64,

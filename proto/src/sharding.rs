@@ -62,7 +62,9 @@ impl ShardSpec {
     /// Checks `index < count <= MAX_SHARDS`.
     pub fn new(index: u32, count: u32) -> Result<Self, String> {
         if count == 0 || count > MAX_SHARDS {
-            return Err(format!("the shard count must be 1 to {MAX_SHARDS}, not {count}"));
+            return Err(format!(
+                "the shard count must be 1 to {MAX_SHARDS}, not {count}"
+            ));
         }
         if index >= count {
             return Err(format!(
@@ -222,15 +224,20 @@ mod tests {
         assert_eq!(b, username_bucket(&key, 8, "alice@example.com"));
         assert!(b < 256);
         assert_ne!(
-            (0..64).map(|i| username_bucket(&key, 8, &format!("u{i}"))).collect::<Vec<_>>(),
-            (0..64).map(|i| username_bucket(&[8u8; 32], 8, &format!("u{i}"))).collect::<Vec<_>>(),
+            (0..64)
+                .map(|i| username_bucket(&key, 8, &format!("u{i}")))
+                .collect::<Vec<_>>(),
+            (0..64)
+                .map(|i| username_bucket(&[8u8; 32], 8, &format!("u{i}")))
+                .collect::<Vec<_>>(),
             "the key matters"
         );
         for count in [1, 3, 4, 300, 600] {
             for i in 0..50 {
                 let user = format!("user{i}");
                 let bucket = username_bucket(&key, 8, &user);
-                let shard = routed_credential_shard(&credential_item(&user, "pw"), bucket, 8, count);
+                let shard =
+                    routed_credential_shard(&credential_item(&user, "pw"), bucket, 8, count);
                 assert!(bucket_shards(bucket, 8, count).contains(&shard));
             }
         }

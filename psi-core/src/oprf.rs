@@ -94,7 +94,9 @@ impl OprfKey {
     /// publishable, and what RFC 9497's verifiable mode proves evaluations
     /// against. Two servers with the same public key have the same key.
     pub fn public_key(&self) -> [u8; ELEMENT_BYTES] {
-        dalek::RistrettoPoint::mul_base(&self.k).compress().to_bytes()
+        dalek::RistrettoPoint::mul_base(&self.k)
+            .compress()
+            .to_bytes()
     }
 
     /// Loads a key saved with [`to_bytes`](Self::to_bytes). Errors on a

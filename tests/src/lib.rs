@@ -287,20 +287,41 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `breach-server serve --store STORE --listen 127.0.0.1:0 EXTRA`
-    /// with stderr in `log`, and waits (up to [`SERVER_START_TIMEOUT`]) for
-    /// the `ready on ADDR` line.
+    /// (EXTRA may give its own `--listen`) with stderr in `log`, and waits
+    /// (up to [`SERVER_START_TIMEOUT`]) for the `ready on ADDR` line.
     pub fn serve(store: &Path, extra: &[&str], log: PathBuf) -> ServerProcess {
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["serve".into(), "--store".into(), store.into()];
+        if !extra.contains(&"--listen") {
+            args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+        }
+        args.extend(extra.iter().map(Into::into));
+        Self::start(&args, log)
+    }
+
+    /// Starts `breach-server front --listen 127.0.0.1:0 --shard URL... EXTRA`
+    /// and waits for its `ready on ADDR` line (every shard serving with
+    /// consistent parameters).
+    pub fn front(shards: &[String], extra: &[&str], log: PathBuf) -> ServerProcess {
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["front".into(), "--listen".into(), "127.0.0.1:0".into()];
+        for url in shards {
+            args.extend(["--shard".into(), url.into()]);
+        }
+        args.extend(extra.iter().map(Into::into));
+        Self::start(&args, log)
+    }
+
+    /// Starts `breach-server ARGS` with stderr in `log` and waits (up to
+    /// [`SERVER_START_TIMEOUT`]) for its `ready on ADDR` line.
+    pub fn start(args: &[std::ffi::OsString], log: PathBuf) -> ServerProcess {
         let log_file = fs::File::create(&log).expect("create the server log");
         let mut cmd = server_command();
-        cmd.arg("serve")
-            .arg("--store")
-            .arg(store)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file);
-        let mut child = cmd.spawn().expect("start breach-server serve");
+        let mut child = cmd.spawn().expect("start breach-server");
         let stdout = child.stdout.take().expect("stdout is piped");
         // Guard before waiting, so a panic below still kills the child.
         let mut server = ServerProcess {
@@ -347,6 +368,12 @@ impl ServerProcess {
     /// `http://ADDR`, for `--server`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Whether the process is still running.

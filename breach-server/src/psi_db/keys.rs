@@ -15,8 +15,8 @@
 //! ([`install_keys`]).
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::DirBuilderExt;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -143,7 +143,10 @@ pub fn keygen(out: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<(PathBuf, Zeroizing<Vec<u8>>)> = Vec::new();
     for c in Collection::ALL {
         let key = OprfKey::generate()?;
-        files.push((out.join(key_file_name(c)), Zeroizing::new(key.to_bytes().to_vec())));
+        files.push((
+            out.join(key_file_name(c)),
+            Zeroizing::new(key.to_bytes().to_vec()),
+        ));
     }
     let mut routing = Zeroizing::new(vec![0u8; ROUTING_KEY_LEN]);
     rand_core::OsRng
@@ -184,7 +187,13 @@ fn check_private_dir(dir: &Path) -> Result<()> {
 pub fn read_routing_key(keys_dir: &Path) -> Result<[u8; ROUTING_KEY_LEN]> {
     let path = keys_dir.join(ROUTING_KEY_FILE);
     let bytes = read_secret(&path)?.ok_or_else(|| {
-        Error::io(&path, io::Error::new(io::ErrorKind::NotFound, "no username-routing key (made by `breach-server keygen`)"))
+        Error::io(
+            &path,
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "no username-routing key (made by `breach-server keygen`)",
+            ),
+        )
     })?;
     <[u8; ROUTING_KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| Error::BadKeyFile { path })
 }
@@ -214,7 +223,13 @@ pub fn install_keys(
     for c in Collection::ALL {
         let given = keys_dir.join(key_file_name(c));
         let key = read_key(&given)?.ok_or_else(|| {
-            Error::io(&given, io::Error::new(io::ErrorKind::NotFound, "no OPRF key (made by `breach-server keygen --out DIR`)"))
+            Error::io(
+                &given,
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no OPRF key (made by `breach-server keygen --out DIR`)",
+                ),
+            )
         })?;
         let path = key_path(store_dir, c);
         let action = match read_key(&path)? {
