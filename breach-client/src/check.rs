@@ -863,7 +863,12 @@ impl Client {
         while let Some(chunk) = pending.pop_front() {
             match self
                 .round(
-                    collection, &server, &receiver, chunk, bucket, options, budget,
+                    (collection, bucket),
+                    &server,
+                    &receiver,
+                    chunk,
+                    options,
+                    budget,
                 )
                 .await
             {
@@ -892,14 +897,14 @@ impl Client {
         Ok(counts)
     }
 
-    /// One OPRF evaluation and one query for `chunk`.
+    /// One OPRF evaluation and one query for `chunk` in a collection (and
+    /// username bucket, when the server routes by one).
     async fn round(
         &self,
-        collection: Collection,
+        (collection, bucket): (Collection, Option<u32>),
         server: &ServerParams,
         receiver: &Arc<Receiver>,
         chunk: &[Item],
-        bucket: Option<u32>,
         options: &CheckOptions,
         budget: &RetryBudget,
     ) -> std::result::Result<Vec<Option<u64>>, RoundError> {

@@ -426,6 +426,10 @@ async fn poll(
     }
 }
 
+/// What must be identical for one tier on every shard: collection, tier
+/// name, PSI parameters, HE fingerprint, query size, OPRF key id.
+type TierKey = (i32, String, Vec<u8>, Vec<u8>, u64, Vec<u8>);
+
 /// The shards' `GetParameters` answers as one, or the first shard that
 /// disagrees with shard 0 or with its place in the list.
 fn merge(
@@ -436,7 +440,7 @@ fn merge(
     let count = shards.len() as u32;
     let first = &answers[0];
     let tiers = |a: &pb::GetParametersResponse| {
-        let mut t: Vec<(i32, String, Vec<u8>, Vec<u8>, u64, Vec<u8>)> = a
+        let mut t: Vec<TierKey> = a
             .collections
             .iter()
             .map(|c| {

@@ -90,7 +90,14 @@ async fn query_status(
     collection: i32,
     query: Vec<u8>,
 ) -> Code {
-    match client.query(pb::QueryRequest { collection, query }).await {
+    match client
+        .query(pb::QueryRequest {
+            collection,
+            query,
+            username_bucket: None,
+        })
+        .await
+    {
         Err(s) => s.code(),
         Ok(resp) => {
             let mut stream = resp.into_inner();
@@ -282,6 +289,7 @@ async fn binary_builds_serves_and_survives_bad_requests() {
     );
     let status = client
         .query(pb::QueryRequest {
+            username_bucket: None,
             collection: CRED as i32,
             query: other_params,
         })
@@ -440,6 +448,7 @@ async fn limits_are_per_client_address_and_queries_cost_tokens() {
     let mut c = connect(&addr).await;
     let refused = c
         .query(pb::QueryRequest {
+            username_bucket: None,
             collection: CRED as i32,
             query: b"garbage".to_vec(),
         })
@@ -565,6 +574,7 @@ async fn vault_check(
                 let query = query.clone();
                 async move {
                     c.query(pb::QueryRequest {
+                        username_bucket: None,
                         collection: collection as i32,
                         query,
                     })
@@ -574,9 +584,15 @@ async fn vault_check(
             .await
             .into_inner();
             let mut parts = Vec::new();
+            let mut trailer = None;
             while let Some(p) = stream.message().await.unwrap() {
-                parts.push(ResultPart::from_wire(&p.result_part).unwrap());
+                assert!(trailer.is_none(), "nothing follows the trailer");
+                match p.trailer {
+                    Some(t) => trailer = Some(t.parts),
+                    None => parts.push(ResultPart::from_wire(&p.result_part).unwrap()),
+                }
             }
+            assert_eq!(trailer, Some(parts.len() as u32), "the answer ends with its trailer");
             let r = receiver.clone();
             let results = tokio::task::spawn_blocking(move || r.decode(&state, &parts).unwrap())
                 .await

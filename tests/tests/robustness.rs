@@ -97,7 +97,14 @@ async fn query_code(
     collection: i32,
     query: Vec<u8>,
 ) -> Code {
-    match client.query(pb::QueryRequest { collection, query }).await {
+    match client
+        .query(pb::QueryRequest {
+            collection,
+            query,
+            username_bucket: None,
+        })
+        .await
+    {
         Err(s) => s.code(),
         Ok(resp) => {
             let mut stream = resp.into_inner();

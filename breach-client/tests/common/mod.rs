@@ -434,6 +434,7 @@ impl BreachCheck for Service {
                     max_query_items: tier.max_query_items,
                     tier: tier.name.to_owned(),
                     generation: self.generation.load(Ordering::SeqCst) as u64,
+                    oprf_key_id: Vec::new(),
                 });
             }
         }
@@ -445,6 +446,8 @@ impl BreachCheck for Service {
                 max_concurrent_queries: self.config.max_concurrent_queries,
             }),
             collections,
+            shard: None,
+            username_routing: None,
         }))
     }
 
@@ -522,15 +525,24 @@ impl BreachCheck for Service {
         let (tx, rx) = mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             let db = Self::db(&tier.dbs, collection);
+            let mut sent = 0;
             let outcome = db.answer(&query, |part| {
+                sent += 1;
                 tx.blocking_send(Ok(QueryResponsePart {
                     result_part: part.to_wire(),
+                    part: sent - 1,
+                    ..Default::default()
                 }))
                 .map_err(|_| psi_core::Error::Io("client went away".into()))
             });
-            if let Err(e) = outcome {
-                let _ = tx.blocking_send(Err(Status::invalid_argument(e.to_string())));
-            }
+            let end = match outcome {
+                Ok(()) => Ok(QueryResponsePart {
+                    trailer: Some(breach_proto::v1::ShardTrailer { parts: sent }),
+                    ..Default::default()
+                }),
+                Err(e) => Err(Status::invalid_argument(e.to_string())),
+            };
+            let _ = tx.blocking_send(end);
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

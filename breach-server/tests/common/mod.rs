@@ -78,6 +78,7 @@ pub async fn check_with(
     let (query, state) = build_query(client, collection, &receiver, &refs).await;
     let mut stream = client
         .query(pb::QueryRequest {
+            username_bucket: None,
             collection: collection as i32,
             query: query.to_wire(),
         })
@@ -85,9 +86,15 @@ pub async fn check_with(
         .unwrap()
         .into_inner();
     let mut parts = Vec::new();
+    let mut trailer = None;
     while let Some(p) = stream.message().await.unwrap() {
-        parts.push(ResultPart::from_wire(&p.result_part).unwrap());
+        assert!(trailer.is_none(), "nothing follows the trailer");
+        match p.trailer {
+            Some(t) => trailer = Some(t.parts),
+            None => parts.push(ResultPart::from_wire(&p.result_part).unwrap()),
+        }
     }
+    assert_eq!(trailer, Some(parts.len() as u32), "the answer ends with its trailer");
     receiver
         .decode(&state, &parts)
         .unwrap()
