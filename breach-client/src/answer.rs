@@ -154,7 +154,7 @@ mod tests {
     fn part(shard: u32, shards: u32, position: u32, total: u32) -> pb::QueryResponsePart {
         pb::QueryResponsePart {
             result_part: ResultPart {
-                bundle_index: position,
+                bundle_index: position % 8,
                 total_parts: total,
                 matching: vec![1, 2, 3],
                 labels: vec![],
