@@ -219,6 +219,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// A worker answering a request failed without a result (it panicked
+    /// or was dropped). Reported as `INTERNAL`; the text is only logged.
+    #[error("worker failed: {0}")]
+    WorkerFailed(String),
+
     /// The Prometheus metrics exporter could not start.
     #[error("metrics: {0}")]
     Metrics(String),
@@ -278,6 +283,8 @@ impl From<Error> for tonic::Status {
                 | P::BadVersion { .. }
                 | P::Malformed(_)
                 | P::He(_) => Status::invalid_argument(format!("invalid request: {p}")),
+                // The sender's own failure on a well-formed request.
+                P::Internal(_) => internal(&e),
                 _ => internal(&e),
             },
             _ => internal(&e),
