@@ -55,7 +55,8 @@ pub struct Bounds {
     /// Longest any call may run; a shorter `grpc-timeout` from the client
     /// is honoured.
     pub max_call_duration: Duration,
-    /// Largest `Query` request body, in bytes (at most the message limit).
+    /// Largest `Query` request body, in bytes (the message limit applies
+    /// too, whichever is smaller).
     pub max_query_bytes: usize,
     /// Calls one HTTP/2 connection may have open at once.
     pub max_streams_per_connection: u32,
@@ -93,9 +94,8 @@ impl Bounds {
         }
     }
 
-    /// Checks the bounds for consistency (`max_message_bytes` from the
-    /// limits).
-    pub fn validate(&self, max_message_bytes: usize) -> Result<()> {
+    /// Checks the bounds for consistency.
+    pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::Config(m.to_string()));
         if self.answer_threads > 1024 {
             return bad("answer threads must be at most 1024");
@@ -106,8 +106,8 @@ impl Bounds {
         if self.send_timeout.is_zero() || self.max_call_duration.is_zero() {
             return bad("send timeout and max call duration must be positive");
         }
-        if self.max_query_bytes < 1024 || self.max_query_bytes > max_message_bytes {
-            return bad("max query bytes must be in 1024..=max message bytes");
+        if self.max_query_bytes < 1024 {
+            return bad("max query bytes must be at least 1024");
         }
         if self.max_streams_per_connection == 0 {
             return bad("max streams per connection must be at least 1");
@@ -327,11 +327,11 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        Bounds::default().validate(32 << 20).unwrap();
+        Bounds::default().validate().unwrap();
         let bad = Bounds {
             answer_window: 0,
             ..Bounds::default()
         };
-        assert!(bad.validate(32 << 20).is_err());
+        assert!(bad.validate().is_err());
     }
 }

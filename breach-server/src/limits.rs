@@ -249,7 +249,7 @@ impl Limits {
         if let Some(h) = &self.client_ip_header {
             header_key(h)?;
         }
-        self.bounds.validate(self.max_message_bytes)
+        self.bounds.validate()
     }
 }
 

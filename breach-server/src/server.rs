@@ -320,7 +320,7 @@ pub async fn serve_on(
         .layer(MapResponseLayer::new(remap_status))
         .layer(RequestSizeLayer::new(
             oprf_request_limit(config.limits.max_items_per_query),
-            bounds.max_query_bytes,
+            bounds.max_query_bytes.min(max),
         ))
         .add_service(health_service)
         .add_service(reflection_v1)
