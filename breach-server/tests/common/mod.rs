@@ -118,6 +118,11 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `breach-server serve ARGS --listen 127.0.0.1:0`, waiting for `ready on`.
     pub fn start(args: &[&str], stderr: PathBuf) -> Self {
         Self::start_in(args, stderr, Path::new(env!("CARGO_MANIFEST_DIR")))
