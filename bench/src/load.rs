@@ -76,7 +76,12 @@ fn demo_vault() -> Result<Vault> {
 }
 
 /// Passwords checked alone, cycling.
-const PASSWORDS: [&str; 4] = ["password1", "bayern:3893", "correct horse battery", "letmein"];
+const PASSWORDS: [&str; 4] = [
+    "password1",
+    "bayern:3893",
+    "correct horse battery",
+    "letmein",
+];
 
 fn classify(e: &breach_client::Error) -> String {
     use breach_client::Error as E;
@@ -91,7 +96,12 @@ fn classify(e: &breach_client::Error) -> String {
 /// Runs `clients` clients against `url` for `duration`, each on a thread
 /// of its own with a single-threaded runtime (the client's futures are not
 /// `Send`).
-fn run_clients(url: &str, clients: usize, duration: Duration, check_timeout: Duration) -> Result<(Vec<Sample>, Duration)> {
+fn run_clients(
+    url: &str,
+    clients: usize,
+    duration: Duration,
+    check_timeout: Duration,
+) -> Result<(Vec<Sample>, Duration)> {
     let vault = Arc::new(demo_vault()?);
     let options = CheckOptions {
         timeout: Some(check_timeout),
@@ -111,37 +121,45 @@ fn run_clients(url: &str, clients: usize, duration: Duration, check_timeout: Dur
                 .context("starting a client runtime")?;
             let mut samples = Vec::new();
             runtime.block_on(async {
-            let mut i = c;
-            while Instant::now() < stop_at {
-                let t = Instant::now();
-                let (kind, outcome) = if i % 2 == 0 {
-                    let r = breach_client::check_vault(&url, &vault, &options).await;
-                    ("vault", r.map_or_else(|e| classify(&e), |_| "OK".to_string()))
-                } else {
-                    let pw = PASSWORDS[(i / 2) % PASSWORDS.len()];
-                    let r = breach_client::check_password(&url, pw, &options).await;
-                    ("password", r.map_or_else(|e| classify(&e), |_| "OK".to_string()))
-                };
-                let refused = outcome != "OK";
-                samples.push(Sample {
-                    kind,
-                    latency: t.elapsed(),
-                    outcome,
-                });
-                if refused {
-                    // A refused client backs off briefly (no retry of the
-                    // same check: each refusal is counted).
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+                let mut i = c;
+                while Instant::now() < stop_at {
+                    let t = Instant::now();
+                    let (kind, outcome) = if i % 2 == 0 {
+                        let r = breach_client::check_vault(&url, &vault, &options).await;
+                        (
+                            "vault",
+                            r.map_or_else(|e| classify(&e), |_| "OK".to_string()),
+                        )
+                    } else {
+                        let pw = PASSWORDS[(i / 2) % PASSWORDS.len()];
+                        let r = breach_client::check_password(&url, pw, &options).await;
+                        (
+                            "password",
+                            r.map_or_else(|e| classify(&e), |_| "OK".to_string()),
+                        )
+                    };
+                    let refused = outcome != "OK";
+                    samples.push(Sample {
+                        kind,
+                        latency: t.elapsed(),
+                        outcome,
+                    });
+                    if refused {
+                        // A refused client backs off briefly (no retry of the
+                        // same check: each refusal is counted).
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    i += 1;
                 }
-                i += 1;
-            }
             });
             Ok(samples)
         }));
     }
     let mut samples = Vec::new();
     for t in tasks {
-        let client = t.join().map_err(|_| anyhow::anyhow!("a load client panicked"))?;
+        let client = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a load client panicked"))?;
         samples.extend(client?);
     }
     Ok((samples, started.elapsed()))
@@ -204,8 +222,10 @@ fn table(rows: &[Row], server: &str, duration: u64) -> String {
             ms(percentile(&lat, 0.99)),
             refusal_max.map_or("-".into(), ms),
             errors,
-            r.peak_rss
-                .map_or("-".into(), |b| format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0))),
+            r.peak_rss.map_or("-".into(), |b| format!(
+                "{:.0} MiB",
+                b as f64 / (1024.0 * 1024.0)
+            )),
         );
     }
     out
@@ -256,15 +276,21 @@ pub fn run(args: &LoadArgs, bins: Option<&Binaries>) -> Result<()> {
             None => {
                 let bins = bins.context("no breach-server binary to start")?;
                 let log = data_dir.join(format!("serve-{clients}.log"));
-                let mut flags = vec!["--data-dir", data_dir.to_str().context("data dir is not UTF-8")?];
+                let mut flags = vec![
+                    "--data-dir",
+                    data_dir.to_str().context("data dir is not UTF-8")?,
+                ];
                 flags.extend(SERVER_FLAGS);
-                let server = ServerProcess::start_with(bins, &flags, &log, Duration::from_secs(600))?;
+                let server =
+                    ServerProcess::start_with(bins, &flags, &log, Duration::from_secs(600))?;
                 (format!("http://{}", server.addr()), Some(server))
             }
         };
-        eprintln!("load: {clients} clients for {} s against {url}", args.duration);
-        let (samples, elapsed) =
-            run_clients(&url, clients, duration, check_timeout)?;
+        eprintln!(
+            "load: {clients} clients for {} s against {url}",
+            args.duration
+        );
+        let (samples, elapsed) = run_clients(&url, clients, duration, check_timeout)?;
         let peak_rss = match &mut server {
             Some(s) => {
                 s.check_alive()?;

@@ -270,8 +270,10 @@ impl Producer {
             };
             let part = match tokio::time::timeout_at(self.deadline, job).await {
                 Err(_) => return Err(self.fail(deadline_exceeded(), Ended::Deadline)),
-                Ok(Err(_)) => Err(Error::WorkerFailed("an answer job ended without a result".into())),
-                Ok(Ok(r)) => r.map_err(Error::from),
+                Ok(Err(_)) => Err(Error::WorkerFailed(
+                    "an answer job ended without a result".into(),
+                )),
+                Ok(Ok(r)) => r,
             };
             let part = match part {
                 Ok(p) => p,

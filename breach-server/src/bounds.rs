@@ -183,7 +183,10 @@ impl RequestSizeLayer {
 impl<S> tower::Layer<S> for RequestSizeLayer {
     type Service = RequestSize<S>;
     fn layer(&self, inner: S) -> RequestSize<S> {
-        RequestSize { inner, limits: *self }
+        RequestSize {
+            inner,
+            limits: *self,
+        }
     }
 }
 

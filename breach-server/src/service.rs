@@ -19,8 +19,8 @@ use breach_proto::v1 as pb;
 use psi_core::wire::Codec;
 use tonic::{Request, Response, Status};
 
-pub use crate::answering::QueryStream;
 use crate::answering::Answerer;
+pub use crate::answering::QueryStream;
 use crate::bounds::GRPC_TIMEOUT_HEADER;
 use crate::error::{Error, Result};
 pub use crate::limits::Limits;

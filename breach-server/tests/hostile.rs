@@ -34,7 +34,8 @@ const ITEMS: usize = 24_000;
 const HANG: Duration = Duration::from_secs(120);
 
 fn params() -> PsiParams {
-    let mut p = PsiParams::from_json(include_str!("../../psi-core/params/test-small.json")).unwrap();
+    let mut p =
+        PsiParams::from_json(include_str!("../../psi-core/params/test-small.json")).unwrap();
     p.max_items_per_bin = 2;
     p.query_powers = vec![1];
     p.label_byte_count = Label::V1_LEN;
@@ -165,12 +166,20 @@ async fn check(client: &mut BreachCheckClient<Channel>, items: &[&[u8]]) -> Vec<
         .decode(&state, &parts)
         .unwrap()
         .into_iter()
-        .map(|r| r.matched.then(|| Label::from_bytes(r.label.as_deref().unwrap()).unwrap().count))
+        .map(|r| {
+            r.matched.then(|| {
+                Label::from_bytes(r.label.as_deref().unwrap())
+                    .unwrap()
+                    .count
+            })
+        })
         .collect()
 }
 
 /// Reads a stream to its end: `Ok(parts)` or the status that ended it.
-async fn drain(mut stream: tonic::Streaming<pb::QueryResponsePart>) -> Result<usize, tonic::Status> {
+async fn drain(
+    mut stream: tonic::Streaming<pb::QueryResponsePart>,
+) -> Result<usize, tonic::Status> {
     let mut n = 0;
     while stream.message().await?.is_some() {
         n += 1;
@@ -210,7 +219,10 @@ async fn clients_that_stop_reading_do_not_block_others() {
     assert_eq!(outcome, [Some(8), None]);
     // The stalled clients can still read their whole answers.
     for (_c, stream) in stalled {
-        let parts = tokio::time::timeout(HANG, drain(stream)).await.unwrap().unwrap();
+        let parts = tokio::time::timeout(HANG, drain(stream))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(parts >= 16, "{parts}");
     }
     server.shutdown().await.unwrap();
@@ -243,7 +255,8 @@ async fn an_unread_answer_times_out_and_frees_its_slot() {
     let answer = tokio::time::timeout(HANG, async {
         loop {
             let receiver = Receiver::new(params()).unwrap();
-            let (query, state) = build_query(&mut client, PWD, &receiver, &[present.as_slice()]).await;
+            let (query, state) =
+                build_query(&mut client, PWD, &receiver, &[present.as_slice()]).await;
             match client
                 .query(pb::QueryRequest {
                     collection: PWD as i32,
@@ -359,6 +372,11 @@ async fn streams_per_connection_are_bounded() {
     .expect("the server sends its settings");
     assert_eq!(limit, 3);
     let mut fresh = connect(&server).await;
-    assert!(fresh.get_parameters(pb::GetParametersRequest {}).await.is_ok());
+    assert!(
+        fresh
+            .get_parameters(pb::GetParametersRequest {})
+            .await
+            .is_ok()
+    );
     server.shutdown().await.unwrap();
 }

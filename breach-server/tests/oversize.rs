@@ -86,9 +86,8 @@ async fn a_huge_oprf_request_is_refused_before_decoding() {
     // (field 2, length 0).
     let mut body = vec![0x08, 0x02];
     body.extend(std::iter::repeat_n([0x12u8, 0x00], (32 << 20) / 2 - 8).flatten());
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
-        "/breach.v1.BreachCheck/EvaluateOprf",
-    );
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/breach.v1.BreachCheck/EvaluateOprf");
     for _ in 0..3 {
         grpc.ready().await.unwrap();
         let result = tokio::time::timeout(
@@ -109,8 +108,7 @@ async fn a_huge_oprf_request_is_refused_before_decoding() {
         "peak RSS grew from {before} to {after} bytes"
     );
     // The server still answers a legal request on the same connection.
-    let mut client =
-        breach_proto::v1::breach_check_client::BreachCheckClient::new(channel);
+    let mut client = breach_proto::v1::breach_check_client::BreachCheckClient::new(channel);
     let params = client
         .get_parameters(breach_proto::v1::GetParametersRequest {})
         .await;
