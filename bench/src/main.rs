@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod data;
+mod load;
 mod procs;
 mod proxy;
 
@@ -60,7 +61,10 @@ measured match the sources. Fails (exit 1) if any answer is wrong.";
 /// End-to-end benchmark of breach-server + breach-client over loopback.
 #[derive(Debug, Parser)]
 #[command(name = "breach-bench", version, after_help = AFTER_HELP)]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
     /// Credential pairs in the generated store (also its number of
     /// distinct passwords)
     #[arg(long, value_name = "N", default_value_t = 1 << 20,
@@ -99,9 +103,23 @@ struct Args {
     live_update: u64,
 }
 
+/// Other benchmarks.
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
+    /// Load test: N concurrent clients run vault and password checks
+    /// against one server on loopback for a bounded time; reports checks
+    /// per minute, latency percentiles, errors by gRPC status and the
+    /// server's peak RSS
+    Load(load::LoadArgs),
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    let outcome = match &args.command {
+        Some(Sub::Load(load_args)) => run_load(&args, load_args),
+        None => run(&args),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("breach-bench: error: {e:#}");
@@ -130,6 +148,24 @@ struct Marker {
     passwords: Option<u64>,
     build_secs: Option<f64>,
     build_output: Option<String>,
+}
+
+/// `breach-bench load`: builds the binaries like the main benchmark
+/// (unless `--no-build`) when it has to start a server.
+fn run_load(args: &Args, load_args: &load::LoadArgs) -> Result<()> {
+    if load_args.server.is_some() {
+        return load::run(load_args, None);
+    }
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let exe_dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no folder", exe.display()))?
+        .to_path_buf();
+    if !args.no_build {
+        procs::cargo_build(&exe_dir)?;
+    }
+    let bins = Binaries::in_dir(args.bin_dir.as_deref().unwrap_or(&exe_dir))?;
+    load::run(load_args, Some(&bins))
 }
 
 fn run(args: &Args) -> Result<()> {

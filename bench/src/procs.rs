@@ -105,12 +105,22 @@ impl ServerProcess {
         log: &Path,
         timeout: Duration,
     ) -> Result<ServerProcess> {
+        let store = store.to_str().context("store path is not UTF-8")?;
+        Self::start_with(bins, &["--store", store], log, timeout)
+    }
+
+    /// Starts `serve ARGS --listen 127.0.0.1:0` (see [`Self::start`]).
+    pub fn start_with(
+        bins: &Binaries,
+        args: &[&str],
+        log: &Path,
+        timeout: Duration,
+    ) -> Result<ServerProcess> {
         let log_file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let started = Instant::now();
         let mut child = Command::new(&bins.server)
             .arg("serve")
-            .arg("--store")
-            .arg(store)
+            .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info,breach_server::service=debug")
             .stdin(Stdio::null())

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::HumanBytes;
 
+use crate::bounds::Bounds;
 use crate::demo;
 use crate::error::{Error, Result};
 use crate::front;
@@ -470,6 +471,40 @@ pub struct NetArgs {
     /// Off by default: the header is then ignored, since clients can forge it.
     #[arg(long, value_name = "NAME")]
     pub client_ip_header: Option<String>,
+    /// Threads answering queries, a pool apart from OPRF evaluation's
+    /// (0: one per core).
+    #[arg(long, value_name = "N", default_value_t = Bounds::default().answer_threads)]
+    pub answer_threads: usize,
+    /// Result parts of one query computed or waiting for the client at
+    /// once; the next part starts only when the client has taken one.
+    #[arg(long, value_name = "N", default_value_t = Bounds::default().answer_window)]
+    pub answer_window: usize,
+    /// Seconds a computed part may wait for the client to read it before
+    /// the call ends with DEADLINE_EXCEEDED.
+    #[arg(long, value_name = "SECONDS", default_value_t = Bounds::default().send_timeout.as_secs())]
+    pub send_timeout: u64,
+    /// Longest any call may run, in seconds (a shorter grpc-timeout from
+    /// the client is honoured).
+    #[arg(long, value_name = "SECONDS", default_value_t = Bounds::default().max_call_duration.as_secs())]
+    pub max_call_seconds: u64,
+    /// Largest Query request, in bytes (EvaluateOprf requests are limited
+    /// to what --max-items-per-query elements take).
+    #[arg(long, value_name = "BYTES", default_value_t = Bounds::default().max_query_bytes)]
+    pub max_query_bytes: usize,
+    /// Calls one HTTP/2 connection may have open at once.
+    #[arg(long, value_name = "N", default_value_t = Bounds::default().max_streams_per_connection)]
+    pub max_streams_per_connection: u32,
+    /// Seconds between HTTP/2 keepalive pings (a ping unanswered for
+    /// --keepalive-timeout closes the connection).
+    #[arg(long, value_name = "SECONDS", default_value_t = Bounds::default().keepalive_interval.as_secs())]
+    pub keepalive_interval: u64,
+    /// Seconds a keepalive ping may go unanswered.
+    #[arg(long, value_name = "SECONDS", default_value_t = Bounds::default().keepalive_timeout.as_secs())]
+    pub keepalive_timeout: u64,
+    /// Seconds after which a connection is closed gracefully (running
+    /// calls get --max-call-seconds to finish).
+    #[arg(long, value_name = "SECONDS", default_value_t = Bounds::default().max_connection_age.as_secs())]
+    pub max_connection_age: u64,
 }
 
 impl ServeArgs {
@@ -496,6 +531,17 @@ impl NetArgs {
             global_oprf_burst: self.global_oprf_burst,
             max_tracked_clients: self.max_tracked_clients,
             client_ip_header: self.client_ip_header.clone(),
+            bounds: Bounds {
+                answer_threads: self.answer_threads,
+                answer_window: self.answer_window,
+                send_timeout: Duration::from_secs(self.send_timeout),
+                max_call_duration: Duration::from_secs(self.max_call_seconds),
+                max_query_bytes: self.max_query_bytes,
+                max_streams_per_connection: self.max_streams_per_connection,
+                keepalive_interval: Duration::from_secs(self.keepalive_interval),
+                keepalive_timeout: Duration::from_secs(self.keepalive_timeout),
+                max_connection_age: Duration::from_secs(self.max_connection_age),
+            },
         };
         limits.validate()?;
         let tls = match (&self.tls_cert, &self.tls_key) {

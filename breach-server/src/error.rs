@@ -232,7 +232,7 @@ pub enum Error {
     /// The store already has an OPRF key for a collection, and `--keys`
     /// gives another one.
     #[error(
-        "{}: this store's {collection} OPRF key differs from {} (its databases were built          under another key); pass --force to replace the key and rebuild the collection",
+        "{}: this store's {collection} OPRF key differs from {} (its databases were built under another key); pass --force to replace the key and rebuild the collection",
         store_key.display(),
         given.display()
     )]
@@ -248,7 +248,7 @@ pub enum Error {
     /// A collection holds more items than the PSI parameters were sized
     /// for with `build --expected-items`.
     #[error(
-        "{collection} has {items} items, more than the {sized_for} its parameters are sized          for (--expected-items); every shard must serve the same parameters, so raise          --expected-items on every shard and rebuild them all"
+        "{collection} has {items} items, more than the {sized_for} its parameters are sized for (--expected-items); every shard must serve the same parameters, so raise --expected-items on every shard and rebuild them all"
     )]
     Oversized {
         /// The collection.
@@ -272,6 +272,11 @@ pub enum Error {
         /// rather than misconfigured (FAILED_PRECONDITION).
         unavailable: bool,
     },
+
+    /// A worker answering a request failed without a result (it panicked
+    /// or was dropped). Reported as `INTERNAL`; the text is only logged.
+    #[error("worker failed: {0}")]
+    WorkerFailed(String),
 
     /// The Prometheus metrics exporter could not start.
     #[error("metrics: {0}")]
@@ -336,6 +341,8 @@ impl From<Error> for tonic::Status {
                 | P::BadVersion { .. }
                 | P::Malformed(_)
                 | P::He(_) => Status::invalid_argument(format!("invalid request: {p}")),
+                // The sender's own failure on a well-formed request.
+                P::Internal(_) => internal(&e),
                 _ => internal(&e),
             },
             _ => internal(&e),

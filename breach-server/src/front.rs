@@ -141,6 +141,8 @@ pub struct FrontService {
     limiter: Limiter,
     routing_bits: Option<u32>,
     shard_timeout: Duration,
+    /// How long a message may wait for the client to take it.
+    send_timeout: Duration,
     next_oprf: AtomicUsize,
 }
 
@@ -229,6 +231,7 @@ pub async fn start_on(listener: TcpListener, config: &FrontConfig) -> Result<Fro
         limiter: Limiter::new(config.serve.limits.clone())?,
         routing_bits: config.route_username_bits,
         shard_timeout: config.shard_timeout,
+        send_timeout: config.serve.limits.bounds.send_timeout,
         next_oprf: AtomicUsize::new(0),
     };
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -711,6 +714,7 @@ impl pb::breach_check_server::BreachCheck for FrontService {
         let streams = opened.into_iter().collect::<Result<Vec<_>, Status>>()?;
         let (tx, rx) = mpsc::channel::<Result<pb::QueryResponsePart, Status>>(8);
         let permit = Arc::new(permit);
+        let send_timeout = self.send_timeout;
         for (shard, mut stream) in streams {
             let tx = tx.clone();
             let permit = permit.clone();
@@ -748,8 +752,11 @@ impl pb::breach_check_server::BreachCheck for FrontService {
                     if failed && let Err(status) = &message {
                         tracing::warn!(shard = shard.index, url = %shard.url, code = ?status.code(), error = %status.message(), "Query: shard failed");
                     }
-                    if tx.send(message).await.is_err() || failed {
-                        return;
+                    // A client that stops reading holds this task (and the
+                    // query's slot) for at most the send timeout.
+                    match tokio::time::timeout(send_timeout, tx.send(message)).await {
+                        Ok(Ok(())) if !failed => {}
+                        _ => return,
                     }
                 }
             });

@@ -15,6 +15,10 @@
 //! - [`server`]: binding (host names too), serving (with gRPC health and
 //!   reflection), graceful shutdown; [`server::serve`] returns a
 //!   [`server::ServerHandle`] for tests and embedding.
+//! - [`answering`]: query answers on their own pool, a window of parts
+//!   pulled by the transport, send timeouts and deadlines.
+//! - [`bounds`]: connection, call and request-size bounds against hostile
+//!   clients.
 //! - [`limits`]: per-client (IPv4 address, IPv6 /64) and server-wide rate
 //!   budgets and concurrent-query slots; who a request is charged to.
 //! - [`tls`]: server TLS and mutual TLS from PEM files, development
@@ -32,6 +36,8 @@
 //! client uses.
 #![forbid(unsafe_code)]
 
+pub mod answering;
+pub mod bounds;
 pub mod cli;
 pub mod demo;
 pub mod error;

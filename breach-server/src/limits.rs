@@ -184,6 +184,8 @@ pub struct Limits {
     /// (lower case, e.g. `x-forwarded-for`); its rightmost entry is used.
     /// `None` (the default) ignores every such header.
     pub client_ip_header: Option<String>,
+    /// Connection, call, request-size and answer bounds.
+    pub bounds: crate::bounds::Bounds,
 }
 
 impl Default for Limits {
@@ -202,6 +204,7 @@ impl Default for Limits {
             global_oprf_burst: 65_536,
             max_tracked_clients: 100_000,
             client_ip_header: None,
+            bounds: crate::bounds::Bounds::default(),
         }
     }
 }
@@ -246,7 +249,7 @@ impl Limits {
         if let Some(h) = &self.client_ip_header {
             header_key(h)?;
         }
-        Ok(())
+        self.bounds.validate()
     }
 }
 

@@ -28,6 +28,7 @@ use tonic::codegen::http;
 use tonic::transport::server::TcpIncoming;
 use tower::util::MapResponseLayer;
 
+use crate::bounds::{RequestSizeLayer, oprf_request_limit};
 use crate::error::{Error, Result};
 use crate::health::HealthState;
 use crate::live::Catalog;
@@ -327,14 +328,25 @@ where
             .tls_config(tls.server_config())
             .map_err(|e| Error::Config(format!("TLS configuration: {e}")))?;
     }
+    // Connection and call bounds (see crate::bounds).
+    let bounds = &config.limits.bounds;
     let router = builder
         // Dead peers and idle connections are dropped rather than held.
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .http2_keepalive_interval(Some(bounds.keepalive_interval))
+        .http2_keepalive_timeout(Some(bounds.keepalive_timeout))
         .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
+        .max_concurrent_streams(bounds.max_streams_per_connection)
+        .max_connection_age(bounds.max_connection_age)
+        .max_connection_age_grace(bounds.max_call_duration)
+        // Every call's deadline: the client's grpc-timeout if shorter.
+        .timeout(bounds.max_call_duration)
         // Outermost: counts the status codes clients see.
         .layer(RequestMetricsLayer)
         .layer(MapResponseLayer::new(remap_status))
+        .layer(RequestSizeLayer::new(
+            oprf_request_limit(config.limits.max_items_per_query),
+            bounds.max_query_bytes.min(max),
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -3,28 +3,28 @@
 //! Handlers are thin: check the request against the [`Limits`], call one
 //! psi-core function, convert. Every error goes through
 //! `From<Error> for tonic::Status` (in [`crate::error`]). CPU-heavy work
-//! (OPRF evaluation, query answering) runs on blocking threads and the
-//! rayon pool, never on the async runtime; query answers are streamed part
-//! by part as psi-core produces them.
+//! (OPRF evaluation, query answering) runs on blocking threads and rayon
+//! pools, never on the async runtime: OPRF evaluation on rayon's global
+//! pool, query answers on their own pool, streamed part by part as the
+//! client takes them ([`crate::answering`]).
 //!
 //! Nothing here logs request contents, items, OPRF elements or keys: only
 //! the method, collection, sizes, the peer address and the outcome.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use breach_proto::v1 as pb;
 use psi_core::wire::Codec;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::answering::Answerer;
+pub use crate::answering::QueryStream;
+use crate::bounds::GRPC_TIMEOUT_HEADER;
 use crate::error::{Error, Result};
 pub use crate::limits::Limits;
-use crate::limits::{ClientKey, Limiter, QueryPermit};
+use crate::limits::{ClientKey, Limiter};
 use crate::live::Catalog;
 use crate::psi_db::CollectionDb;
 use crate::store::Collection;
@@ -38,6 +38,7 @@ const ELEMENT_BYTES: usize = psi_core::oprf::ELEMENT_BYTES;
 pub struct BreachService {
     catalog: Arc<Catalog>,
     limiter: Limiter,
+    answerer: Arc<Answerer>,
 }
 
 impl BreachService {
@@ -50,8 +51,13 @@ impl BreachService {
     /// A service answering from whatever `catalog` holds at each request
     /// (collections still loading get `UNAVAILABLE`).
     pub fn with_catalog(catalog: Arc<Catalog>, limits: Limits) -> Result<Self> {
+        let answerer = Arc::new(Answerer::new(&limits.bounds)?);
         let limiter = Limiter::new(limits)?;
-        Ok(Self { catalog, limiter })
+        Ok(Self {
+            catalog,
+            limiter,
+            answerer,
+        })
     }
 
     /// The limits in force.
@@ -152,9 +158,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Transport(format!("worker task failed: {e}")))?
 }
 
-/// The streamed answer of `Query`.
-pub type QueryStream = Pin<Box<dyn Stream<Item = Result<pb::QueryResponsePart, Status>> + Send>>;
-
 fn log_rejection(method: &str, peer: Option<SocketAddr>, status: &Status) {
     tracing::info!(method, peer = ?peer, code = ?status.code(), "request rejected");
 }
@@ -202,6 +205,11 @@ impl pb::breach_check_server::BreachCheck for BreachService {
     ) -> Result<Response<Self::QueryStream>, Status> {
         let peer = request.remote_addr();
         let client = self.limiter.client(request.metadata(), peer);
+        let grpc_timeout = request
+            .metadata()
+            .get(GRPC_TIMEOUT_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let deadline = self.limits().bounds.call_deadline(grpc_timeout);
         let req = request.into_inner();
         let result = async {
             let db = self.collection(req.collection)?;
@@ -212,100 +220,14 @@ impl pb::breach_check_server::BreachCheck for BreachService {
         let stream = match result {
             Ok((db, permit)) => {
                 let shard = self.catalog.deployment().shard.index;
-                answer(db, req.query, permit, peer, shard).await
+                self.answerer
+                    .answer(db, req.query, permit, deadline, peer, shard)
+                    .await
             }
             Err(e) => Err(Status::from(e)),
         };
         stream
             .map(Response::new)
             .inspect_err(|status| log_rejection("Query", peer, status))
-    }
-}
-
-/// One result part of this server's answer (shard `shard` of a sharded
-/// deployment, 0 otherwise).
-/// `position` counts the parts sent before it.
-fn result_message(part: Vec<u8>, position: u32, shard: u32) -> pb::QueryResponsePart {
-    pb::QueryResponsePart {
-        result_part: part,
-        shard,
-        shards: 1,
-        trailer: None,
-        part: position,
-    }
-}
-
-/// The trailer that closes this server's answer after `parts` parts.
-fn trailer_message(parts: u32, shard: u32) -> pb::QueryResponsePart {
-    pb::QueryResponsePart {
-        result_part: Vec::new(),
-        shard,
-        shards: 1,
-        trailer: Some(pb::ShardTrailer { parts }),
-        part: 0,
-    }
-}
-
-/// Decodes and answers a query on a blocking thread, streaming each result
-/// part as it is produced, then the trailer declaring how many there were.
-/// Waits for the first message so that a bad query fails the call itself
-/// rather than its stream. `permit` (the query's slots) is held until the
-/// answer is complete or abandoned.
-async fn answer(
-    db: Arc<CollectionDb>,
-    query: Vec<u8>,
-    permit: QueryPermit,
-    peer: Option<SocketAddr>,
-    shard: u32,
-) -> Result<QueryStream, Status> {
-    let (tx, mut rx) = mpsc::channel::<Result<pb::QueryResponsePart, Status>>(4);
-    let collection = db.collection;
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let _in_flight = crate::metrics::QueryInFlight::start();
-        let started = Instant::now();
-        let mut tier = None;
-        let mut sent = 0u32;
-        let result = psi_core::Query::from_wire(&query)
-            .map_err(Error::from)
-            .and_then(|q| {
-                drop(query);
-                // The query names its tier by its parameters' fingerprint.
-                let t = db
-                    .tier_for_fingerprint(&q.params_fingerprint)
-                    .ok_or(Error::StaleParameters { collection })?;
-                tier = Some(t.tier);
-                Ok(t.db.answer(&q, |part| {
-                    let position = sent;
-                    sent += 1;
-                    tx.blocking_send(Ok(result_message(part.to_wire(), position, shard)))
-                        .map_err(|_| psi_core::Error::Malformed("the client went away".into()))
-                })?)
-            });
-        let result = result.and_then(|()| {
-            tx.blocking_send(Ok(trailer_message(sent, shard)))
-                .map_err(|_| Error::Transport("the client went away".into()))
-        });
-        match result {
-            Ok(()) => {
-                let tier = tier.map_or("", |t| t.name());
-                crate::metrics::query_answered(collection, tier, started.elapsed());
-                tracing::info!(%collection, tier, peer = ?peer, elapsed = ?started.elapsed(), "query answered");
-            }
-            Err(_) if tx.is_closed() => {
-                tracing::info!(%collection, peer = ?peer, "query abandoned by the client");
-            }
-            Err(e) => {
-                let _ = tx.blocking_send(Err(Status::from(e)));
-            }
-        }
-    });
-    match rx.recv().await {
-        Some(Err(status)) => Err(status),
-        Some(Ok(first)) => {
-            let rest = ReceiverStream::new(rx);
-            Ok(Box::pin(tokio_stream::once(Ok(first)).chain(rest)))
-        }
-        None => Ok(Box::pin(tokio_stream::empty())),
     }
 }

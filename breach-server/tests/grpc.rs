@@ -592,7 +592,11 @@ async fn vault_check(
                     None => parts.push(ResultPart::from_wire(&p.result_part).unwrap()),
                 }
             }
-            assert_eq!(trailer, Some(parts.len() as u32), "the answer ends with its trailer");
+            assert_eq!(
+                trailer,
+                Some(parts.len() as u32),
+                "the answer ends with its trailer"
+            );
             let r = receiver.clone();
             let results = tokio::task::spawn_blocking(move || r.decode(&state, &parts).unwrap())
                 .await

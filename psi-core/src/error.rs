@@ -212,6 +212,13 @@ pub enum Error {
     /// Reading or writing a sender database failed.
     #[error("I/O: {0}")]
     Io(String),
+    /// The sender failed on a request that was well formed: its own
+    /// database or code is at fault (a bundle without its cache, an
+    /// evaluation that cannot fail on valid inputs failing). A server
+    /// reports it as an internal error with a generic message and logs
+    /// this text, which describes sender state, never request contents.
+    #[error("internal sender error: {0}")]
+    Internal(String),
     /// A label was given for an unlabeled database, or is missing for a labeled one.
     #[error("label error: {0}")]
     LabelMismatch(String),

@@ -35,4 +35,4 @@ pub use messages::{OprfRequest, OprfResponse, Query, ResultPart};
 pub use oprf::{BlindedState, OprfClient, OprfKey, OprfOutput};
 pub use params::{BfvSpec, PowersDag, PsiParams};
 pub use receiver::{MatchResult, OprfPending, QueryState, Receiver};
-pub use sender::{PreparedItem, SavedHeader, SenderDb, SenderDbStats};
+pub use sender::{PreparedItem, PreparedQuery, SavedHeader, SenderDb, SenderDbStats};

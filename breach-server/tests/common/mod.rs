@@ -94,7 +94,11 @@ pub async fn check_with(
             None => parts.push(ResultPart::from_wire(&p.result_part).unwrap()),
         }
     }
-    assert_eq!(trailer, Some(parts.len() as u32), "the answer ends with its trailer");
+    assert_eq!(
+        trailer,
+        Some(parts.len() as u32),
+        "the answer ends with its trailer"
+    );
     receiver
         .decode(&state, &parts)
         .unwrap()
@@ -125,6 +129,11 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `breach-server serve ARGS --listen 127.0.0.1:0`, waiting for `ready on`.
     pub fn start(args: &[&str], stderr: PathBuf) -> Self {
         Self::start_in(args, stderr, Path::new(env!("CARGO_MANIFEST_DIR")))
