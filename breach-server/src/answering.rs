@@ -480,6 +480,7 @@ mod tests {
         let until = TokioInstant::now() + std::time::Duration::from_millis(50);
         let item = Ok(pb::QueryResponsePart {
             result_part: vec![1; 1000],
+            ..Default::default()
         });
         assert!(matches!(handoff.offer(item, until).await, Offer::TimedOut));
         assert!(handoff.lock().item.is_none(), "the part is freed");

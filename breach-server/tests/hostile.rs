@@ -137,6 +137,7 @@ async fn open_query(
     let (query, _) = build_query(client, PWD, &receiver, items).await;
     client
         .query(pb::QueryRequest {
+            username_bucket: None,
             collection: PWD as i32,
             query: query.to_wire(),
         })
@@ -150,6 +151,7 @@ async fn check(client: &mut BreachCheckClient<Channel>, items: &[&[u8]]) -> Vec<
     let (query, state) = build_query(client, PWD, &receiver, items).await;
     let mut stream = client
         .query(pb::QueryRequest {
+            username_bucket: None,
             collection: PWD as i32,
             query: query.to_wire(),
         })
@@ -157,9 +159,18 @@ async fn check(client: &mut BreachCheckClient<Channel>, items: &[&[u8]]) -> Vec<
         .unwrap()
         .into_inner();
     let mut parts = Vec::new();
+    let mut trailer = None;
     while let Some(p) = stream.message().await.unwrap() {
-        parts.push(ResultPart::from_wire(&p.result_part).unwrap());
+        match p.trailer {
+            Some(t) => trailer = Some(t.parts),
+            None => parts.push(ResultPart::from_wire(&p.result_part).unwrap()),
+        }
     }
+    assert_eq!(
+        trailer,
+        Some(parts.len() as u32),
+        "the answer ends with its trailer"
+    );
     assert!(!parts.is_empty());
     assert!(parts.iter().all(|p| p.total_parts as usize == parts.len()));
     receiver
@@ -259,6 +270,7 @@ async fn an_unread_answer_times_out_and_frees_its_slot() {
                 build_query(&mut client, PWD, &receiver, &[present.as_slice()]).await;
             match client
                 .query(pb::QueryRequest {
+                    username_bucket: None,
                     collection: PWD as i32,
                     query: query.to_wire(),
                 })
@@ -268,7 +280,9 @@ async fn an_unread_answer_times_out_and_frees_its_slot() {
                     let mut parts = Vec::new();
                     let mut s = resp.into_inner();
                     while let Some(p) = s.message().await.unwrap() {
-                        parts.push(ResultPart::from_wire(&p.result_part).unwrap());
+                        if p.trailer.is_none() {
+                            parts.push(ResultPart::from_wire(&p.result_part).unwrap());
+                        }
                     }
                     break receiver.decode(&state, &parts).unwrap();
                 }
@@ -304,6 +318,7 @@ async fn the_clients_deadline_is_honoured() {
     let name = item(3);
     let (query, _) = build_query(&mut client, PWD, &receiver, &[name.as_slice()]).await;
     let mut request = tonic::Request::new(pb::QueryRequest {
+        username_bucket: None,
         collection: PWD as i32,
         query: query.to_wire(),
     });
