@@ -11,7 +11,8 @@
 # CORPUS_DIR/shards-N/ (reused when present). Prints a Markdown table:
 # import and build time per shard, each shard's peak RSS, and the median
 # time of a vault check and of a password check through the front, against
-# the single server, and against shard 0 alone.
+# the single server, through a front over the single server (the front's
+# own cost), and against shard 0 alone.
 set -euo pipefail
 corpus=$(cd "$1" && pwd)
 shards=${2:-4}
@@ -27,7 +28,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 # Items per shard: the largest collection's share plus 10 %.
 pairs=$(wc -l < "$corpus/combo.txt")
@@ -84,6 +85,10 @@ start "$work/single.log" serve --store "$corpus/store" --listen 127.0.0.1:0 \
     --oprf-rate 1000000 --global-oprf-rate 1000000 --query-rate 100000 --query-burst 1000
 single_pid=${pids[-1]}
 single_url=http://$addr
+# The front alone: in front of the single server (one shard of one).
+start "$work/front1.log" front --listen 127.0.0.1:0 --shard "$single_url" \
+    --oprf-rate 1000000 --global-oprf-rate 1000000 --query-rate 100000 --query-burst 1000
+front1_url=http://$addr
 
 password=$(awk -F, 'NR == 2 { print $4 }' "$corpus/vault.csv")
 
@@ -105,20 +110,21 @@ median() {
 cmp -s "$work/front.json" "$work/single.json" || { echo "the front's answer differs from the single server's" >&2; exit 1; }
 
 declare -A t
-for target in front single shard0; do
+for target in front single front1 shard0; do
     case $target in
-        front) url=$front_url ;; single) url=$single_url ;; shard0) url=${shard_url[0]} ;;
+        front) url=$front_url ;; single) url=$single_url ;; front1) url=$front1_url ;;
+        shard0) url=${shard_url[0]} ;;
     esac
     t[$target-vault]=$(median check --server "$url" "$corpus/vault.csv")
     t[$target-password]=$(median check-password --server "$url")
 done
 hwm() { awk '/VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 
-echo "| | front over $shards shards | single server | shard 0 alone |"
-echo "| --- | --- | --- | --- |"
-echo "| vault check ($(($(wc -l < "$corpus/vault.csv") - 1)) entries), median s | ${t[front-vault]} | ${t[single-vault]} | ${t[shard0-vault]} |"
-echo "| password check, median s | ${t[front-password]} | ${t[single-password]} | ${t[shard0-password]} |"
-echo "| server peak RSS, MiB | $(for i in $(seq 0 $((shards - 1))); do printf '%s ' "$(hwm "${shard_pid[$i]}")"; done)(per shard) | $(hwm "$single_pid") | $(hwm "${shard_pid[0]}") |"
+echo "| | front over $shards shards | single server | front over the single server | shard 0 alone |"
+echo "| --- | --- | --- | --- | --- |"
+echo "| vault check ($(($(wc -l < "$corpus/vault.csv") - 1)) entries), median s | ${t[front-vault]} | ${t[single-vault]} | ${t[front1-vault]} | ${t[shard0-vault]} |"
+echo "| password check, median s | ${t[front-password]} | ${t[single-password]} | ${t[front1-password]} | ${t[shard0-password]} |"
+echo "| server peak RSS, MiB | $(for i in $(seq 0 $((shards - 1))); do printf '%s ' "$(hwm "${shard_pid[$i]}")"; done)(per shard) | $(hwm "$single_pid") | | $(hwm "${shard_pid[0]}") |"
 echo
 echo "| shard | import s | build s | items per shard sized for |"
 echo "| --- | --- | --- | --- |"
