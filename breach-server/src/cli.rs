@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::import::{self, Format, ImportOptions, ImportReport, Outcome};
 use crate::live::{self, Catalog, ReloadConfig, Reloader};
 use crate::logging::LogFormat;
-use crate::psi_db::{self, BuildAction, BuildOptions, BuildReport};
+use crate::psi_db::{self, BuildAction, BuildOptions, BuildReport, servable};
 use crate::server::{self, ServeConfig};
 use crate::service::Limits;
 use crate::service::blocking;
@@ -237,7 +237,10 @@ pub struct BuildArgs {
 /// Arguments of `breach-server serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Store directory; without it, the bundled demo corpus is served.
+    /// Store directory, served as it is: its keys and PSI databases must
+    /// exist (run `build` first); a stale database is served with a
+    /// warning. Without it, the bundled demo corpus is served (built on
+    /// first run).
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
     /// Where the demo store lives when --store is not given.
@@ -525,6 +528,20 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
         {
             return Err(Error::NoStore { path: dir.clone() });
         }
+        // A store is served as it is: a missing or damaged key or database
+        // stops here (see psi_db::servable); only the demo builds.
+        if let Some(dir) = args.store.clone() {
+            let stale = blocking(move || servable::check(&dir, &Collection::ALL)).await?;
+            for s in stale {
+                tracing::warn!(
+                    collection = %s.collection,
+                    built_from_generation = s.built_from,
+                    store_generation = s.store,
+                    "PSI database older than the store: serving it as it is; run \
+                     `breach-server build --store DIR` to bring it up to date"
+                );
+            }
+        }
         let addr = handle.local_addr();
         if let Some(m) = args.metrics_listen {
             writeln!(out, "metrics on http://{m}/metrics").map_err(stdout_err)?;
@@ -553,17 +570,33 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
                 watch: !args.no_file_watch,
             },
         );
-        // What is on disk serves at once; what is missing or older than the
-        // store is built next and swapped in when done.
+        // What is on disk serves at once. The demo then builds what is
+        // missing or older than its corpus and swaps it in when done.
         reloader.check_now().await?;
-        let built = blocking(move || build_outdated(&store_dir)).await;
-        match built {
-            Ok(0) => {}
-            Ok(_) => reloader.check_now().await?,
-            Err(e) if catalog.is_ready() => {
-                tracing::error!(error = %e, "building the outdated databases failed; serving the saved ones");
+        if args.store.is_some() {
+            if let Some(&c) = Collection::ALL.iter().find(|&&c| catalog.get(c).is_err()) {
+                let path = psi_db::db_path(&store_dir, c);
+                let failure = catalog
+                    .load_failure(c)
+                    .unwrap_or_else(|| "did not load".into());
+                let prefix = format!("{}: ", path.display());
+                let reason = failure.strip_prefix(&prefix).unwrap_or(&failure).to_string();
+                return Err(Error::NotServable {
+                    path,
+                    reason,
+                    store: store_dir,
+                });
             }
-            Err(e) => return Err(e),
+        } else {
+            let built = blocking(move || build_outdated(&store_dir)).await;
+            match built {
+                Ok(0) => {}
+                Ok(_) => reloader.check_now().await?,
+                Err(e) if catalog.is_ready() => {
+                    tracing::error!(error = %e, "building the outdated demo databases failed; serving the saved ones");
+                }
+                Err(e) => return Err(e),
+            }
         }
         if !catalog.is_ready() {
             let missing: Vec<String> = Collection::ALL
@@ -606,7 +639,8 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
 }
 
 /// Builds every collection whose saved database is missing or older than
-/// the store (what `build` would do); returns how many it built.
+/// the store (what `build` would do); returns how many it built. Only for
+/// the demo store: `serve --store` never builds.
 fn build_outdated(store_dir: &std::path::Path) -> Result<usize> {
     let store = Store::open(store_dir)?;
     let mut built = 0;

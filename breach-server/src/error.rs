@@ -119,6 +119,38 @@ pub enum Error {
         mode: u32,
     },
 
+    /// The store's `psi/` folder (keys and databases) is open to group or
+    /// others.
+    #[error(
+        "{}: PSI folder has mode {mode:o}; it must be accessible by its owner only \
+         (chmod 700 it, and consider its OPRF keys compromised if others could read them)",
+        path.display()
+    )]
+    PsiDirPermissions {
+        /// The folder.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// `serve --store` found a key or database it cannot serve as it is
+    /// (missing, damaged, or built with another key). Serving never
+    /// rebuilds or creates keys.
+    #[error(
+        "{}: {reason}; run `breach-server build --store {}` (serve never builds databases \
+         or creates keys)",
+        path.display(),
+        store.display()
+    )]
+    NotServable {
+        /// The key or database file (or the `psi/` folder).
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// The store directory.
+        store: PathBuf,
+    },
+
     /// An OPRF key file does not hold a valid key.
     #[error("{}: not a valid OPRF key", path.display())]
     BadKeyFile {

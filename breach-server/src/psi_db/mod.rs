@@ -46,6 +46,7 @@
 
 pub mod file;
 pub mod keys;
+pub mod servable;
 mod progress;
 mod refresh;
 
