@@ -20,6 +20,7 @@ use crate::server::{self, ServeConfig};
 use crate::service::Limits;
 use crate::service::blocking;
 use crate::store::{Collection, DB_FILE_NAME, Store};
+use crate::store_error;
 use crate::tls::{self, TlsFiles};
 
 const AFTER_HELP: &str = "\
@@ -425,10 +426,16 @@ pub fn run(cli: Cli) -> Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match cli.command {
-        Command::Import(args) => import(&args, &mut out),
-        Command::Build(args) => build(&args, &mut out),
+        Command::Import(args) => {
+            import(&args, &mut out).map_err(|e| store_error::explain(&args.store, e))
+        }
+        Command::Build(args) => {
+            build(&args, &mut out).map_err(|e| store_error::explain(&args.store, e))
+        }
         Command::Serve(args) => serve(&args, &mut out),
-        Command::Stats(args) => stats(&args, &mut out),
+        Command::Stats(args) => {
+            stats(&args, &mut out).map_err(|e| store_error::explain(&args.store, e))
+        }
         Command::DevCert(args) => dev_cert(&args, &mut out),
     }
 }

@@ -18,6 +18,18 @@ pub enum Error {
     #[error("store database error: {0}")]
     Sqlite(rusqlite::Error),
 
+    /// A store database failure, with the file and its likely cause (see
+    /// `store_error::explain`).
+    #[error("{}: {cause} (SQLite: {sqlite})", path.display())]
+    StoreFile {
+        /// The store's database file.
+        path: PathBuf,
+        /// What it most likely means (disk full, read-only, ...).
+        cause: String,
+        /// SQLite's own error.
+        sqlite: rusqlite::Error,
+    },
+
     /// Reading or creating a file or directory failed.
     #[error("{}: {cause}", path.display())]
     Io {
