@@ -39,8 +39,7 @@ pub fn explain(store_dir: &Path, e: Error) -> Error {
                 .to_string()
         }
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            "the store is locked by another process (an import or build still running?)"
-                .to_string()
+            "the store is locked by another process (an import or build still running?)".to_string()
         }
         _ => return Error::Sqlite(sqlite),
     };
@@ -82,7 +81,10 @@ mod tests {
             None,
         );
         let e = explain(dir.path(), Error::Sqlite(full)).to_string();
-        assert!(e.contains(DB_FILE_NAME) && e.contains("the disk is full"), "{e}");
+        assert!(
+            e.contains(DB_FILE_NAME) && e.contains("the disk is full"),
+            "{e}"
+        );
         let io = rusqlite::Error::SqliteFailure(
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_WRITE),
             None,

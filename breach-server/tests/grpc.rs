@@ -356,14 +356,17 @@ async fn binary_builds_serves_and_survives_bad_requests() {
         let key = fs::read(psi_db::key_path(&store, c)).unwrap();
         assert!(!log.contains(&hex::encode(&key)));
         assert!(!log.to_lowercase().contains(&hex::encode(&key[..8])));
-        assert!(!log.contains(&format!("{:?}", &key[..6]).trim_end_matches(']')));
+        assert!(!log.contains(format!("{:?}", &key[..6]).trim_end_matches(']')));
     }
     for element in &sent_elements {
         assert!(!log.to_lowercase().contains(&hex::encode(&element[..8])));
-        assert!(!log.contains(&format!("{:?}", &element[..6]).trim_end_matches(']')));
+        assert!(!log.contains(format!("{:?}", &element[..6]).trim_end_matches(']')));
     }
     assert!(!log.contains("definitely not a query"));
-    assert!(!log.to_lowercase().contains(&hex::encode(&good[good.len() - 200..good.len() - 192])));
+    assert!(
+        !log.to_lowercase()
+            .contains(&hex::encode(&good[good.len() - 200..good.len() - 192]))
+    );
 }
 
 /// The `grpc-retry-pushback-ms` hint of a status, which must be there.

@@ -11,7 +11,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let formats = VaultFormat::ALL;
-    let format = formats.get(usize::from(pick) % (formats.len() + 1)).copied();
+    let format = formats
+        .get(usize::from(pick) % (formats.len() + 1))
+        .copied();
     let reader = VaultReader::new().format(format).max_entries(1000);
     if let Ok(vault) = reader.read(body) {
         assert!(vault.entries.len() <= 1000);

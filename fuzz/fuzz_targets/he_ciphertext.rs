@@ -10,7 +10,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let p = &*HE_PARAMS;
     if let Ok(ct) = Ciphertext::from_bytes(data, p) {
-        let again = Ciphertext::from_bytes(&ct.to_bytes(p).expect("re-encode"), p).expect("re-decode");
+        let again =
+            Ciphertext::from_bytes(&ct.to_bytes(p).expect("re-encode"), p).expect("re-decode");
         assert_eq!(again, ct);
         let _ = Decryptor::new(&HE_SECRET_KEY).decrypt(&ct);
     }

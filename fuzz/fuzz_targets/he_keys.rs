@@ -12,14 +12,26 @@ fuzz_target!(|data: &[u8]| {
     let pt = BatchEncoder::new(p).encode(&[1, 2, 3]).expect("encode");
     if let Ok(pk) = PublicKey::from_bytes(data, p) {
         let bytes = pk.to_bytes(p).expect("re-encode");
-        assert_eq!(PublicKey::from_bytes(&bytes, p).expect("re-decode").to_bytes(p).expect("re-encode"), bytes);
+        assert_eq!(
+            PublicKey::from_bytes(&bytes, p)
+                .expect("re-decode")
+                .to_bytes(p)
+                .expect("re-encode"),
+            bytes
+        );
         if let Ok(enc) = Encryptor::new(p, &pk) {
             let _ = enc.encrypt(&pt);
         }
     }
     if let Ok(rk) = RelinKeys::from_bytes(data, p) {
         let bytes = rk.to_bytes(p).expect("re-encode");
-        assert_eq!(RelinKeys::from_bytes(&bytes, p).expect("re-decode").to_bytes(p).expect("re-encode"), bytes);
+        assert_eq!(
+            RelinKeys::from_bytes(&bytes, p)
+                .expect("re-decode")
+                .to_bytes(p)
+                .expect("re-encode"),
+            bytes
+        );
         let ev = Evaluator::new(p);
         let ct = HE_SECRET_KEY.encrypt_symmetric(&pt).expect("encrypt");
         if let Ok(product) = ev.multiply(&ct, &ct) {
@@ -28,7 +40,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(sk) = SecretKey::from_bytes(data, p) {
         let bytes = sk.to_bytes();
-        assert_eq!(*SecretKey::from_bytes(&bytes, p).expect("re-decode").to_bytes(), *bytes);
+        assert_eq!(
+            *SecretKey::from_bytes(&bytes, p)
+                .expect("re-decode")
+                .to_bytes(),
+            *bytes
+        );
         let ct = HE_SECRET_KEY.encrypt_symmetric(&pt).expect("encrypt");
         let _ = Decryptor::new(&sk).decrypt(&ct);
     }

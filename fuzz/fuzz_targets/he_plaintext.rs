@@ -9,7 +9,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let p = &*HE_PARAMS;
     if let Ok(pt) = Plaintext::from_bytes(data, p) {
-        let again = Plaintext::from_bytes(&pt.to_bytes(p).expect("re-encode"), p).expect("re-decode");
+        let again =
+            Plaintext::from_bytes(&pt.to_bytes(p).expect("re-encode"), p).expect("re-decode");
         assert_eq!(again, pt);
     }
     if let Ok(pt) = PlaintextNtt::from_bytes(data, p) {

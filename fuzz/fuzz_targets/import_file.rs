@@ -19,11 +19,22 @@ struct Fixture {
 
 static FIXTURE: LazyLock<Mutex<Fixture>> = LazyLock::new(|| {
     // /dev/shm when there is one: SQLite commits there cost no disk sync.
-    let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
-    let dir = tempfile::Builder::new().prefix("breach-fuzz-import").tempdir_in(base).expect("temp dir");
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        "/dev/shm"
+    } else {
+        "/tmp"
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("breach-fuzz-import")
+        .tempdir_in(base)
+        .expect("temp dir");
     let store = Store::open(dir.path().join("store")).expect("store");
     let file = dir.path().join("input.txt");
-    Mutex::new(Fixture { _dir: dir, store, file })
+    Mutex::new(Fixture {
+        _dir: dir,
+        store,
+        file,
+    })
 });
 
 fuzz_target!(|data: &[u8]| {
@@ -39,7 +50,12 @@ fuzz_target!(|data: &[u8]| {
     let mut f = FIXTURE.lock().unwrap_or_else(|e| e.into_inner());
     let before = f.store.counts().expect("counts");
     std::fs::write(&f.file, body).expect("write input");
-    let options = ImportOptions { format, batch_lines: 7, progress: false, abort_after_batches: None };
+    let options = ImportOptions {
+        format,
+        batch_lines: 7,
+        progress: false,
+        abort_after_batches: None,
+    };
     let file = f.file.clone();
     if let Ok(report) = import_file(&mut f.store, &file, &options) {
         assert!(report.accepted + report.malformed <= report.lines);

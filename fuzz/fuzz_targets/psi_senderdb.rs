@@ -61,7 +61,9 @@ fuzz_target!(|edits: Vec<Edit>| {
     };
     let _ = db.stats();
     let receiver = Receiver::new(psi_params()).expect("receiver");
-    let (req, pending) = receiver.oprf_request(&[b"fuzz-item-1".as_slice()]).expect("oprf request");
+    let (req, pending) = receiver
+        .oprf_request(&[b"fuzz-item-1".as_slice()])
+        .expect("oprf request");
     let resp = db.evaluate_oprf(&req).expect("OPRF with the right key");
     let (query, state) = receiver.create_query(pending, &resp).expect("query");
     if let Ok(parts) = db.answer_all(&query) {

@@ -152,7 +152,10 @@ pub fn fix_checksums(bytes: &mut [u8]) {
     let mut at = end + 32;
     while at + 8 <= bytes.len() {
         let len = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
-        let Some(end) = usize::try_from(len).ok().and_then(|l| (at + 8).checked_add(l)) else {
+        let Some(end) = usize::try_from(len)
+            .ok()
+            .and_then(|l| (at + 8).checked_add(l))
+        else {
             return;
         };
         if end.checked_add(32).is_none_or(|e| e > bytes.len()) {

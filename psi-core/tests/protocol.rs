@@ -130,15 +130,24 @@ fn edge_cases() {
     let same_key = || OprfKey::from_bytes(db.oprf_key().to_bytes().as_slice()).unwrap();
     let corrupt = |r: Result<SenderDb>, what: &str| match r {
         Err(Error::CorruptDatabase(m)) => assert!(m.contains(what), "{m}"),
-        other => panic!("expected a corrupt database ({what}), got {:?}", other.map(|_| ())),
+        other => panic!(
+            "expected a corrupt database ({what}), got {:?}",
+            other.map(|_| ())
+        ),
     };
     let mut bad = bytes.clone();
     bad[40] ^= 1;
-    corrupt(SenderDb::load(bad.as_slice(), same_key()), "checksum mismatch in the header");
+    corrupt(
+        SenderDb::load(bad.as_slice(), same_key()),
+        "checksum mismatch in the header",
+    );
     let mut bad = bytes.clone();
     let last = bad.len() - 40;
     bad[last] ^= 1;
-    corrupt(SenderDb::load(bad.as_slice(), same_key()), "checksum mismatch");
+    corrupt(
+        SenderDb::load(bad.as_slice(), same_key()),
+        "checksum mismatch",
+    );
     corrupt(
         SenderDb::load(bytes.as_slice(), OprfKey::generate().unwrap()),
         "built with another OPRF key",
@@ -152,7 +161,13 @@ fn edge_cases() {
         "trailing bytes",
     );
     // The untouched file still loads with its key.
-    assert_eq!(SenderDb::load(bytes.as_slice(), same_key()).unwrap().stats().items, 99);
+    assert_eq!(
+        SenderDb::load(bytes.as_slice(), same_key())
+            .unwrap()
+            .stats()
+            .items,
+        99
+    );
     // Labels are required exactly when the database is labeled.
     assert!(matches!(
         db.insert_unlabeled(&[b"x".as_slice()]),

@@ -29,7 +29,10 @@ fn write_combo(path: &Path, tag: &str, pairs: usize) {
     let mut text = String::with_capacity(pairs * 2 * 40);
     for round in 0..2 {
         for i in 0..pairs {
-            text.push_str(&format!("{tag}user{i}@faults.invalid:pw-{tag}-{i}-{}\n", i % 7));
+            text.push_str(&format!(
+                "{tag}user{i}@faults.invalid:pw-{tag}-{i}-{}\n",
+                i % 7
+            ));
         }
         if round == 0 {
             text.push_str("a line with no separator\n");
@@ -81,7 +84,10 @@ fn kill9(child: &mut Child, what: &str) {
         .expect("run kill");
     assert!(status.success());
     let status = child.wait().expect("reap");
-    assert!(status.code().is_none(), "{what} was killed by the signal: {status}");
+    assert!(
+        status.code().is_none(),
+        "{what} was killed by the signal: {status}"
+    );
 }
 
 /// Waits until `cond` holds, panicking with `what` after [`DEADLINE`].
@@ -183,11 +189,17 @@ fn kill_9_during_import_then_rerun_completes_with_exact_counts() {
     let interrupted = stats(&store);
     assert!(interrupted.contains("1 unfinished"), "{interrupted}");
     let partial = counts(&store);
-    assert!(partial.0 < want.0, "the kill landed mid-import: {partial:?}");
+    assert!(
+        partial.0 < want.0,
+        "the kill landed mid-import: {partial:?}"
+    );
 
     // Re-running resumes and ends with exactly the uninterrupted counts.
     let out = server_ok(&["import", "--store", s, c]);
-    assert!(out.contains("resumed interrupted import after line"), "{out}");
+    assert!(
+        out.contains("resumed interrupted import after line"),
+        "{out}"
+    );
     assert_eq!(counts(&store), want);
     assert!(stats(&store).contains("0 unfinished"));
     // And once more: already imported, nothing doubles.
@@ -235,7 +247,10 @@ fn kill_9_during_build_keeps_the_old_database_served_and_the_next_build_complete
     // The next build completes, removes the dead build's temporary file,
     // and the server swaps the new databases in.
     let out = server_ok(&["build", "--store", &s]);
-    assert!(out.contains("credentials:") && out.contains("passwords:"), "{out}");
+    assert!(
+        out.contains("credentials:") && out.contains("passwords:"),
+        "{out}"
+    );
     let files = psi_files(&store);
     assert!(
         files.iter().all(|(n, _)| !n.ends_with(".tmp")),
@@ -264,7 +279,8 @@ fn kill_9_during_serve_then_a_restart_serves_the_same_answers() {
     let first = answers(&server.url());
     // Killed while a check may be running.
     let url = server.url();
-    let running = std::thread::spawn(move || check_json(&url, &e2e_tests::vault_path("firefox"), None));
+    let running =
+        std::thread::spawn(move || check_json(&url, &e2e_tests::vault_path("firefox"), None));
     server.kill9();
     let _ = running.join();
     assert!(!server.is_running());
@@ -275,7 +291,10 @@ fn kill_9_during_serve_then_a_restart_serves_the_same_answers() {
     for f in vaults {
         assert_fixture_answer(&server.url(), f, false);
     }
-    assert!(psi_files(&store) == before, "a restart changed the databases");
+    assert!(
+        psi_files(&store) == before,
+        "a restart changed the databases"
+    );
 }
 
 #[test]
@@ -294,20 +313,33 @@ fn full_disk_during_import_is_a_clear_error_and_the_store_stays_intact() {
     let base = counts(&store);
 
     // 3 MB of file size: the store (about 10 MB for these pairs) cannot grow.
-    let out = with_file_size_limit(3 << 20, &["import", "--store", s, "--batch-lines", "5000", c]);
+    let out = with_file_size_limit(
+        3 << 20,
+        &["import", "--store", s, "--batch-lines", "5000", c],
+    );
     assert_eq!(out.code(), Some(1), "stderr:\n{}", out.stderr_text());
     let err = out.stderr_text();
-    assert!(err.contains(&format!("{s}/breach.sqlite3")), "names the store file: {err}");
+    assert!(
+        err.contains(&format!("{s}/breach.sqlite3")),
+        "names the store file: {err}"
+    );
     assert!(
         err.contains("the disk is full") || err.contains("file-size limit"),
         "says the disk may be full: {err}"
     );
-    assert_eq!(err.lines().filter(|l| !l.trim().is_empty()).count(), 1, "one line: {err}");
+    assert_eq!(
+        err.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "one line: {err}"
+    );
 
     // Intact: it opens, keeps what it had (and the whole batches before the
     // failure), and the re-run completes with exact counts.
     let partial = counts(&store);
-    assert!(partial.0 >= base.0 && partial.0 < base.0 + pairs as u64, "{partial:?}");
+    assert!(
+        partial.0 >= base.0 && partial.0 < base.0 + pairs as u64,
+        "{partial:?}"
+    );
     server_ok(&["import", "--store", s, c]);
     let done = counts(&store);
     assert_eq!(done.0, base.0 + pairs as u64);
@@ -330,14 +362,20 @@ fn full_disk_during_build_is_a_clear_error_and_the_old_database_stays() {
     assert_eq!(out.code(), Some(1), "stderr:\n{}", out.stderr_text());
     let err = out.stderr_text();
     assert!(err.contains(".senderdb"), "names the file: {err}");
-    assert!(err.contains("too large") || err.contains("full"), "says why: {err}");
+    assert!(
+        err.contains("too large") || err.contains("full"),
+        "says why: {err}"
+    );
     // The saved databases are exactly as before; no temporary file is left.
     assert!(psi_files(&store) == before, "the saved databases changed");
 
     // Without the limit the build completes and serves the new items.
     server_ok(&["build", "--store", &s]);
     let server = ServerProcess::serve(&store, &[], dir.path().join("serve.log"));
-    assert!(breached(&server.url(), &vault(dir.path(), "duser5@faults.invalid", "pw-d-5-5")));
+    assert!(breached(
+        &server.url(),
+        &vault(dir.path(), "duser5@faults.invalid", "pw-d-5-5")
+    ));
     assert_fixture_answer(&server.url(), "chrome", false);
 }
 
@@ -381,7 +419,10 @@ fn read_only_store_is_a_clear_error_for_import_and_build() {
     assert_eq!(out.code(), Some(1), "import: {}", out.stderr_text());
     let err = out.stderr_text();
     assert!(err.contains(&s), "import names the store: {err}");
-    assert!(err.to_lowercase().contains("read-only file system"), "import: {err}");
+    assert!(
+        err.to_lowercase().contains("read-only file system"),
+        "import: {err}"
+    );
 
     // A stale database to build, then a build on the read-only store.
     server_ok(&["import", "--store", &s, c]);
@@ -390,7 +431,10 @@ fn read_only_store_is_a_clear_error_for_import_and_build() {
     assert_eq!(out.code(), Some(1), "build: {}", out.stderr_text());
     let err = out.stderr_text();
     assert!(err.contains(&s), "build names the store: {err}");
-    assert!(err.to_lowercase().contains("read-only file system"), "build: {err}");
+    assert!(
+        err.to_lowercase().contains("read-only file system"),
+        "build: {err}"
+    );
     assert!(psi_files(&store) == after_import && after_import == before);
     assert_eq!(counts(&store).0, before_counts.0 + 50);
     // The writable store builds.
@@ -403,8 +447,17 @@ fn serve_refused(store: &Path) -> String {
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--store"])
         .arg(store);
     let out = run_with_timeout(cmd, None, COMMAND_TIMEOUT);
-    assert_eq!(out.code(), Some(1), "serve exit status; stderr:\n{}", out.stderr_text());
-    assert!(!out.stdout_text().contains("ready on"), "{}", out.stdout_text());
+    assert_eq!(
+        out.code(),
+        Some(1),
+        "serve exit status; stderr:\n{}",
+        out.stderr_text()
+    );
+    assert!(
+        !out.stdout_text().contains("ready on"),
+        "{}",
+        out.stdout_text()
+    );
     out.stderr_text()
 }
 
@@ -426,16 +479,26 @@ fn serve_refuses_damaged_or_missing_keys_and_databases_and_never_repairs_them() 
     bad[mid] ^= 0x40;
     fs::write(&db, &bad).expect("write");
     let err = serve_refused(&store);
-    assert!(err.contains("credentials.senderdb") && err.contains("checksum"), "{err}");
+    assert!(
+        err.contains("credentials.senderdb") && err.contains("checksum"),
+        "{err}"
+    );
     assert!(err.contains("breach-server build --store"), "{err}");
-    assert_eq!(fs::read(&db).expect("read"), bad, "serve never rewrites a database");
+    assert_eq!(
+        fs::read(&db).expect("read"),
+        bad,
+        "serve never rewrites a database"
+    );
     // Truncated, then missing.
     fs::write(&db, &good_db[..good_db.len() - 10]).expect("write");
     let err = serve_refused(&store);
     assert!(err.contains("credentials.senderdb"), "{err}");
     fs::remove_file(&db).expect("remove");
     let err = serve_refused(&store);
-    assert!(err.contains("credentials.senderdb") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("credentials.senderdb") && err.contains("missing"),
+        "{err}"
+    );
     assert!(!db.exists(), "serve never builds");
     fs::write(&db, &good_db).expect("restore");
 
@@ -444,11 +507,17 @@ fn serve_refuses_damaged_or_missing_keys_and_databases_and_never_repairs_them() 
     other[3] ^= 0x01;
     fs::write(&key, &other).expect("write");
     let err = serve_refused(&store);
-    assert!(err.contains("passwords.senderdb") && err.contains("another OPRF key"), "{err}");
+    assert!(
+        err.contains("passwords.senderdb") && err.contains("another OPRF key"),
+        "{err}"
+    );
     // A deleted key is refused, never replaced.
     fs::remove_file(&key).expect("remove");
     let err = serve_refused(&store);
-    assert!(err.contains("passwords.oprf-key") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("passwords.oprf-key") && err.contains("missing"),
+        "{err}"
+    );
     assert!(!key.exists(), "serve never creates a key");
     fs::write(&key, &good_key).expect("restore");
     fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -456,7 +525,10 @@ fn serve_refuses_damaged_or_missing_keys_and_databases_and_never_repairs_them() 
     // A psi/ folder others can enter is refused like a key file.
     fs::set_permissions(&psi, fs::Permissions::from_mode(0o755)).expect("chmod");
     let err = serve_refused(&store);
-    assert!(err.contains("psi") && err.contains("755") && err.contains("chmod 700"), "{err}");
+    assert!(
+        err.contains("psi") && err.contains("755") && err.contains("chmod 700"),
+        "{err}"
+    );
     fs::set_permissions(&psi, fs::Permissions::from_mode(0o700)).expect("chmod");
     assert!(psi_files(&store) == before, "restored exactly");
 
@@ -464,11 +536,22 @@ fn serve_refuses_damaged_or_missing_keys_and_databases_and_never_repairs_them() 
     // as it is, with a warning, and not rebuilt.
     let combo = dir.path().join("more.txt");
     write_combo(&combo, "z", 20);
-    server_ok(&["import", "--store", store.to_str().expect("UTF-8"), combo.to_str().expect("UTF-8")]);
+    server_ok(&[
+        "import",
+        "--store",
+        store.to_str().expect("UTF-8"),
+        combo.to_str().expect("UTF-8"),
+    ]);
     let server = ServerProcess::serve(&store, &[], dir.path().join("serve.log"));
     assert_fixture_answer(&server.url(), "chrome", false);
-    assert!(!breached(&server.url(), &vault(dir.path(), "zuser3@faults.invalid", "pw-z-3-3")));
+    assert!(!breached(
+        &server.url(),
+        &vault(dir.path(), "zuser3@faults.invalid", "pw-z-3-3")
+    ));
     let log = server.log_text();
-    assert!(log.contains("older than the store") && log.contains("breach-server build"), "{log}");
+    assert!(
+        log.contains("older than the store") && log.contains("breach-server build"),
+        "{log}"
+    );
     assert!(psi_files(&store) == before, "serve never rebuilds");
 }

@@ -338,8 +338,12 @@ fn remove_abandoned_temp_files(path: &Path) {
         }
         let tmp = entry.path();
         match fs::remove_file(&tmp) {
-            Ok(()) => tracing::info!(file = %tmp.display(), "removed the temporary file of an interrupted build"),
-            Err(e) => tracing::warn!(file = %tmp.display(), error = %e, "cannot remove the temporary file of an interrupted build"),
+            Ok(()) => {
+                tracing::info!(file = %tmp.display(), "removed the temporary file of an interrupted build")
+            }
+            Err(e) => {
+                tracing::warn!(file = %tmp.display(), error = %e, "cannot remove the temporary file of an interrupted build")
+            }
         }
     }
 }
@@ -354,7 +358,9 @@ mod tests {
         let path = dir.path().join("passwords.senderdb");
         // pid_max is at most 2^22: this process cannot exist.
         let dead = dir.path().join("passwords.senderdb.4194305.tmp");
-        let live = dir.path().join(format!("passwords.senderdb.{}.tmp", std::process::id()));
+        let live = dir
+            .path()
+            .join(format!("passwords.senderdb.{}.tmp", std::process::id()));
         let init = dir.path().join("passwords.senderdb.1.tmp");
         let other = dir.path().join("credentials.senderdb.4194305.tmp");
         for f in [&dead, &live, &init, &other] {

@@ -46,9 +46,9 @@
 
 pub mod file;
 pub mod keys;
-pub mod servable;
 mod progress;
 mod refresh;
+pub mod servable;
 
 use std::fmt;
 use std::fs::{self, File};
