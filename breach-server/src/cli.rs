@@ -621,6 +621,12 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
             .iter()
             .map(|db| format!("{} generation {}", db.collection, db.generation))
             .collect();
+        // Health follows the catalog in its own task: say `ready on` once
+        // it reports SERVING too, so a probe right after agrees.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !handle.health().all_serving().await && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tracing::info!(databases = %generations.join(", "), "ready");
         // `ready on` is the last line on stdout: scripts may stop reading
         // (and close the pipe) there, so a failed write is only logged.
