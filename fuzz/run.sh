@@ -17,7 +17,7 @@ seconds="${1:-60}"
 shift || true
 export RUSTC_BOOTSTRAP=1
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}/fuzz"
-cargo fuzz build --target-dir "$target_dir" "$@" >/dev/null 2>&1 || cargo fuzz build --target-dir "$target_dir" "$@"
+cargo fuzz build --target-dir "$target_dir" >/dev/null 2>&1 || cargo fuzz build --target-dir "$target_dir"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list)
