@@ -17,11 +17,12 @@ use crate::front;
 use crate::import::{self, Format, ImportOptions, ImportReport, Outcome};
 use crate::live::{self, Catalog, ReloadConfig, Reloader};
 use crate::logging::LogFormat;
-use crate::psi_db::{self, BuildAction, BuildOptions, BuildReport};
+use crate::psi_db::{self, BuildAction, BuildOptions, BuildReport, servable};
 use crate::server::{self, ServeConfig};
 use crate::service::Limits;
 use crate::service::blocking;
 use crate::store::{Collection, DB_FILE_NAME, Deployment, Store, UsernameRouting};
+use crate::store_error;
 use crate::tls::{self, TlsFiles};
 use breach_proto::sharding::{MAX_USERNAME_BITS, ShardSpec};
 
@@ -380,7 +381,10 @@ impl std::str::FromStr for ExpectedItems {
 /// Arguments of `breach-server serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Store directory; without it, the bundled demo corpus is served.
+    /// Store directory, served as it is: its keys and PSI databases must
+    /// exist (run `build` first); a stale database is served with a
+    /// warning. Without it, the bundled demo corpus is served (built on
+    /// first run).
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
     /// Where the demo store lives when --store is not given.
@@ -638,10 +642,16 @@ pub fn run(cli: Cli) -> Result<()> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     match cli.command {
-        Command::Import(args) => import(&args, &mut out),
-        Command::Build(args) => build(&args, &mut out),
+        Command::Import(args) => {
+            import(&args, &mut out).map_err(|e| store_error::explain(&args.store, e))
+        }
+        Command::Build(args) => {
+            build(&args, &mut out).map_err(|e| store_error::explain(&args.store, e))
+        }
         Command::Serve(args) => serve(&args, &mut out),
-        Command::Stats(args) => stats(&args, &mut out),
+        Command::Stats(args) => {
+            stats(&args, &mut out).map_err(|e| store_error::explain(&args.store, e))
+        }
         Command::DevCert(args) => dev_cert(&args, &mut out),
         Command::Keygen(args) => keygen(&args, &mut out),
         Command::Front(args) => run_front(&args, &mut out),
@@ -825,6 +835,20 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
         {
             return Err(Error::NoStore { path: dir.clone() });
         }
+        // A store is served as it is: a missing or damaged key or database
+        // stops here (see psi_db::servable); only the demo builds.
+        if let Some(dir) = args.store.clone() {
+            let stale = blocking(move || servable::check(&dir, &Collection::ALL)).await?;
+            for s in stale {
+                tracing::warn!(
+                    collection = %s.collection,
+                    built_from_generation = s.built_from,
+                    store_generation = s.store,
+                    "PSI database older than the store: serving it as it is; run \
+                     `breach-server build --store DIR` to bring it up to date"
+                );
+            }
+        }
         let addr = handle.local_addr();
         if let Some(m) = args.net.metrics_listen {
             writeln!(out, "metrics on http://{m}/metrics").map_err(stdout_err)?;
@@ -859,17 +883,33 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
                 watch: !args.no_file_watch,
             },
         );
-        // What is on disk serves at once; what is missing or older than the
-        // store is built next and swapped in when done.
+        // What is on disk serves at once. The demo then builds what is
+        // missing or older than its corpus and swaps it in when done.
         reloader.check_now().await?;
-        let built = blocking(move || build_outdated(&store_dir)).await;
-        match built {
-            Ok(0) => {}
-            Ok(_) => reloader.check_now().await?,
-            Err(e) if catalog.is_ready() => {
-                tracing::error!(error = %e, "building the outdated databases failed; serving the saved ones");
+        if args.store.is_some() {
+            if let Some(&c) = Collection::ALL.iter().find(|&&c| catalog.get(c).is_err()) {
+                let path = psi_db::db_path(&store_dir, c);
+                let failure = catalog
+                    .load_failure(c)
+                    .unwrap_or_else(|| "did not load".into());
+                let prefix = format!("{}: ", path.display());
+                let reason = failure.strip_prefix(&prefix).unwrap_or(&failure).to_string();
+                return Err(Error::NotServable {
+                    path,
+                    reason,
+                    store: store_dir,
+                });
             }
-            Err(e) => return Err(e),
+        } else {
+            let built = blocking(move || build_outdated(&store_dir)).await;
+            match built {
+                Ok(0) => {}
+                Ok(_) => reloader.check_now().await?,
+                Err(e) if catalog.is_ready() => {
+                    tracing::error!(error = %e, "building the outdated demo databases failed; serving the saved ones");
+                }
+                Err(e) => return Err(e),
+            }
         }
         if !catalog.is_ready() {
             let missing: Vec<String> = Collection::ALL
@@ -887,6 +927,12 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
             .iter()
             .map(|db| format!("{} generation {}", db.collection, db.generation))
             .collect();
+        // Health follows the catalog in its own task: say `ready on` once
+        // it reports SERVING too, so a probe right after agrees.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !handle.health().all_serving().await && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tracing::info!(databases = %generations.join(", "), "ready");
         // `ready on` is the last line on stdout: scripts may stop reading
         // (and close the pipe) there, so a failed write is only logged.
@@ -912,7 +958,8 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
 }
 
 /// Builds every collection whose saved database is missing or older than
-/// the store (what `build` would do); returns how many it built.
+/// the store (what `build` would do); returns how many it built. Only for
+/// the demo store: `serve --store` never builds.
 fn build_outdated(store_dir: &std::path::Path) -> Result<usize> {
     let store = Store::open(store_dir)?;
     let mut built = 0;

@@ -18,6 +18,18 @@ pub enum Error {
     #[error("store database error: {0}")]
     Sqlite(rusqlite::Error),
 
+    /// A store database failure, with the file and its likely cause (see
+    /// `store_error::explain`).
+    #[error("{}: {cause} (SQLite: {sqlite})", path.display())]
+    StoreFile {
+        /// The store's database file.
+        path: PathBuf,
+        /// What it most likely means (disk full, read-only, ...).
+        cause: String,
+        /// SQLite's own error.
+        sqlite: rusqlite::Error,
+    },
+
     /// Reading or creating a file or directory failed.
     #[error("{}: {cause}", path.display())]
     Io {
@@ -117,6 +129,38 @@ pub enum Error {
         path: PathBuf,
         /// Its permission bits.
         mode: u32,
+    },
+
+    /// The store's `psi/` folder (keys and databases) is open to group or
+    /// others.
+    #[error(
+        "{}: PSI folder has mode {mode:o}; it must be accessible by its owner only \
+         (chmod 700 it, and consider its OPRF keys compromised if others could read them)",
+        path.display()
+    )]
+    PsiDirPermissions {
+        /// The folder.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// `serve --store` found a key or database it cannot serve as it is
+    /// (missing, damaged, or built with another key). Serving never
+    /// rebuilds or creates keys.
+    #[error(
+        "{}: {reason}; run `breach-server build --store {}` (serve never builds databases \
+         or creates keys)",
+        path.display(),
+        store.display()
+    )]
+    NotServable {
+        /// The key or database file (or the `psi/` folder).
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// The store directory.
+        store: PathBuf,
     },
 
     /// An OPRF key file does not hold a valid key.

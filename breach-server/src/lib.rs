@@ -52,6 +52,7 @@ pub mod psi_db;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod store_error;
 pub mod tls;
 
 pub use error::{Error, Result};

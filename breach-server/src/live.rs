@@ -76,6 +76,8 @@ struct Slot {
 struct SlotFiles {
     loaded: Option<FileId>,
     failed: Option<FileId>,
+    /// Why `failed` did not load.
+    failure: Option<String>,
 }
 
 /// The databases a server answers from, one slot per configured
@@ -164,6 +166,14 @@ impl Catalog {
     /// A receiver that sees a change after every swap.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// Why the last file of `collection` that failed to load was refused
+    /// (`None` if the last file loaded, or none was tried).
+    pub fn load_failure(&self, collection: Collection) -> Option<String> {
+        let slot = self.slots.get(&collection)?;
+        let files = slot.files.lock().unwrap_or_else(|p| p.into_inner());
+        files.failure.clone()
     }
 
     /// Whether every configured collection has a database.
@@ -399,6 +409,7 @@ fn install_loaded(
         Ok(Some(db)) => {
             files.loaded = Some(id);
             files.failed = None;
+            files.failure = None;
             drop(files);
             match catalog.install(db) {
                 Ok(swap) => {
@@ -416,6 +427,7 @@ fn install_loaded(
         Ok(None) => {}
         Err(e) => {
             files.failed = Some(id);
+            files.failure = Some(e.to_string());
             drop(files);
             let serving = catalog.get(collection).ok().map(|d| d.generation);
             tracing::error!(

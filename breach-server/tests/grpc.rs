@@ -160,7 +160,9 @@ async fn binary_builds_serves_and_survives_bad_requests() {
         "{stats}"
     );
 
-    let server = ServerProcess::start(
+    // At debug level, so that the log check at the end sees every line the
+    // request handlers can write.
+    let server = ServerProcess::start_logging(
         &[
             "--store",
             s,
@@ -172,6 +174,7 @@ async fn binary_builds_serves_and_survives_bad_requests() {
             "1",
         ],
         dir.path().join("serve.log"),
+        "debug",
     );
     let mut client = connect(&server.addr).await;
 
@@ -276,10 +279,21 @@ async fn binary_builds_serves_and_survives_bad_requests() {
             Code::InvalidArgument
         );
     }
-    let mut flipped = good.clone();
-    flipped[good.len() - 100] ^= 0x40;
-    let code = query_status(&mut client, CRED as i32, flipped).await;
-    assert!(matches!(code, Code::InvalidArgument | Code::Ok), "{code:?}");
+    // Sixteen bytes of ones inside the last ciphertext's packed residues
+    // hold at least one whole coefficient of all ones (at most 61 bits),
+    // which is at least its prime: out of range, always refused.
+    let mut out_of_range = good.clone();
+    out_of_range[good.len() - 100..good.len() - 84].fill(0xff);
+    let status = client
+        .query(pb::QueryRequest {
+            username_bucket: None,
+            collection: CRED as i32,
+            query: out_of_range,
+        })
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     // A well-formed query for other parameters.
     let mut other_params = good.clone();
     other_params[2] ^= 1; // first byte of the parameter fingerprint
@@ -317,6 +331,7 @@ async fn binary_builds_serves_and_survives_bad_requests() {
         collection: PWD as i32,
         blinded_elements: blinded(2048),
     };
+    let sent_elements = big.blinded_elements[..3].to_vec();
     assert_eq!(oprf_status(&mut client, big.clone()).await, Code::Ok);
     assert_eq!(oprf_status(&mut client, big).await, Code::ResourceExhausted);
     // A new connection does not bring a new budget.
@@ -338,12 +353,29 @@ async fn binary_builds_serves_and_survives_bad_requests() {
     assert_eq!(check(&mut fresh, PWD, &pwds[1..2]).await, [Some(1947)]);
 
     let log = server.terminate();
-    // Secrets and items never reach the log.
+    // The log was written at debug level and saw the requests above (so
+    // the absence checks below are not vacuous)...
+    assert!(log.contains("EvaluateOprf"), "{log}");
+    assert!(log.contains("request rejected"), "{log}");
+    assert!(log.contains("query answered"), "{log}");
+    // ...but none of what the server holds or received: the OPRF keys it
+    // read (hex either case, or bytes as a debug list), the blinded
+    // elements and query bytes clients sent.
     for c in Collection::ALL {
         let key = fs::read(psi_db::key_path(&store, c)).unwrap();
         assert!(!log.contains(&hex::encode(&key)));
+        assert!(!log.to_lowercase().contains(&hex::encode(&key[..8])));
+        assert!(!log.contains(format!("{:?}", &key[..6]).trim_end_matches(']')));
     }
-    assert!(!log.contains("noahpetrov87"));
+    for element in &sent_elements {
+        assert!(!log.to_lowercase().contains(&hex::encode(&element[..8])));
+        assert!(!log.contains(format!("{:?}", &element[..6]).trim_end_matches(']')));
+    }
+    assert!(!log.contains("definitely not a query"));
+    assert!(
+        !log.to_lowercase()
+            .contains(&hex::encode(&good[good.len() - 200..good.len() - 192]))
+    );
 }
 
 /// The `grpc-retry-pushback-ms` hint of a status, which must be there.

@@ -125,18 +125,57 @@ fn edge_cases() {
     assert_eq!(loaded.stats().items, 99);
     let r = run(&loaded, &receiver, &[item(6), item(7), item(5)]);
     assert!(r[0].matched && r[1].matched && !r[2].matched);
-    // Corrupted or foreign files are errors.
+    // Corrupted, truncated or foreign files are errors, each for its own
+    // reason (always with the right key, unless the key is the point).
+    let same_key = || OprfKey::from_bytes(db.oprf_key().to_bytes().as_slice()).unwrap();
+    let corrupt = |r: Result<SenderDb>, what: &str| match r {
+        Err(Error::CorruptDatabase(m)) => assert!(m.contains(what), "{m}"),
+        other => panic!(
+            "expected a corrupt database ({what}), got {:?}",
+            other.map(|_| ())
+        ),
+    };
     let mut bad = bytes.clone();
     bad[40] ^= 1;
-    let key = OprfKey::from_bytes(db.oprf_key().to_bytes().as_slice()).unwrap();
-    assert!(SenderDb::load(bad.as_slice(), key).is_err());
-    assert!(SenderDb::load(bytes.as_slice(), OprfKey::generate().unwrap()).is_err());
-    assert!(SenderDb::load(&bytes[..bytes.len() - 1], OprfKey::generate().unwrap()).is_err());
+    corrupt(
+        SenderDb::load(bad.as_slice(), same_key()),
+        "checksum mismatch in the header",
+    );
+    let mut bad = bytes.clone();
+    let last = bad.len() - 40;
+    bad[last] ^= 1;
+    corrupt(
+        SenderDb::load(bad.as_slice(), same_key()),
+        "checksum mismatch",
+    );
+    corrupt(
+        SenderDb::load(bytes.as_slice(), OprfKey::generate().unwrap()),
+        "built with another OPRF key",
+    );
+    corrupt(
+        SenderDb::load(&bytes[..bytes.len() - 1], same_key()),
+        "truncated",
+    );
+    corrupt(
+        SenderDb::load([bytes.as_slice(), &[0]].concat().as_slice(), same_key()),
+        "trailing bytes",
+    );
+    // The untouched file still loads with its key.
+    assert_eq!(
+        SenderDb::load(bytes.as_slice(), same_key())
+            .unwrap()
+            .stats()
+            .items,
+        99
+    );
     // Labels are required exactly when the database is labeled.
-    assert!(db.insert_unlabeled(&[b"x".as_slice()]).is_err());
-    assert!(
-        db.insert(&[(b"x".as_slice(), [0u8; 17].as_slice())])
-            .is_err()
+    assert!(matches!(
+        db.insert_unlabeled(&[b"x".as_slice()]),
+        Err(Error::LabelMismatch(_))
+    ));
+    assert_eq!(
+        db.insert(&[(b"x".as_slice(), [0u8; 17].as_slice())]),
+        Err(Error::LabelTooLong { len: 17, max: 16 })
     );
 }
 
@@ -148,28 +187,53 @@ fn hostile_queries_are_errors() {
     let (req, pending) = receiver.oprf_request(&[b"a".as_slice()]).unwrap();
     let resp = db.evaluate_oprf(&req).unwrap();
     let (query, _) = receiver.create_query(pending, &resp).unwrap();
+    // The untouched query is answered: each refusal below is for its edit.
+    assert_eq!(db.answer_all(&query).unwrap().len(), db.result_part_count());
     let mut q = query.clone();
     q.params_fingerprint[0] ^= 1;
-    assert!(db.answer_all(&q).is_err());
+    assert_eq!(db.answer_all(&q).unwrap_err(), Error::ParameterMismatch);
     let mut q = query.clone();
     q.powers[0].pop();
-    assert!(db.answer_all(&q).is_err());
+    assert!(
+        matches!(db.answer_all(&q), Err(Error::Malformed(ref m)) if m.contains("bundle indices")),
+        "{:?}",
+        db.answer_all(&q).map(|_| ())
+    );
     let mut q = query.clone();
     q.powers[0][0].truncate(100);
-    assert!(db.answer_all(&q).is_err());
-    if query.relin_keys.is_some() {
-        let mut q = query.clone();
-        q.relin_keys.as_mut().unwrap()[20] ^= 0xff;
-        let _ = db.answer_all(&q); // an error or a garbage answer, never a panic
-        // Parameters with ciphertext products need the keys.
-        let mut q = query.clone();
-        q.relin_keys = None;
-        assert!(db.answer_all(&q).is_err());
-    }
+    assert!(
+        matches!(
+            db.answer_all(&q),
+            Err(Error::He(he_core::Error::TooShort { .. }))
+        ),
+        "{:?}",
+        db.answer_all(&q).map(|_| ())
+    );
+    let mut q = query.clone();
+    q.powers[0][0].push(0);
+    assert_eq!(
+        db.answer_all(&q).unwrap_err(),
+        Error::He(he_core::Error::TrailingData(1))
+    );
+    assert!(query.relin_keys.is_some(), "these parameters multiply");
+    let mut q = query.clone();
+    q.relin_keys.as_mut().unwrap()[20] ^= 0xff;
+    let _ = db.answer_all(&q); // an error or a garbage answer, never a panic
+    // Parameters with ciphertext products need the keys.
+    let mut q = query.clone();
+    q.relin_keys = None;
+    assert!(
+        matches!(db.answer_all(&q), Err(Error::Malformed(ref m)) if m.contains("relinearization keys")),
+        "{:?}",
+        db.answer_all(&q).map(|_| ())
+    );
     let bad = OprfRequest {
         elements: vec![[0xff; 32]],
     };
-    assert!(db.evaluate_oprf(&bad).is_err());
+    assert_eq!(
+        db.evaluate_oprf(&bad).unwrap_err(),
+        Error::InvalidGroupElement { index: 0 }
+    );
 }
 
 #[test]

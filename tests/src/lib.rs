@@ -390,6 +390,16 @@ impl ServerProcess {
         assert!(status.success(), "kill -HUP failed: {status}");
     }
 
+    /// Kills the process with SIGKILL (no clean shutdown) and reaps it.
+    pub fn kill9(&mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -KILL failed: {status}");
+        let _ = self.child.wait();
+    }
+
     /// The server's stderr so far.
     pub fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()

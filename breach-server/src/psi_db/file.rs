@@ -265,6 +265,7 @@ pub(super) fn read(path: &Path, key: &OprfKey, with_snapshot: bool) -> Result<Op
 /// and a `serve` building the same collection never write into one file:
 /// each renames a complete file of its own, and the last rename wins.
 pub(super) fn write(path: &Path, generation: u64, rows: &[Row], tiers: &[TierDb]) -> Result<()> {
+    remove_abandoned_temp_files(path);
     let tmp = path.with_extension(format!("senderdb.{}.tmp", std::process::id()));
     let write = || -> Result<()> {
         let file = OpenOptions::new()
@@ -308,9 +309,67 @@ pub(super) fn write(path: &Path, generation: u64, rows: &[Row], tiers: &[TierDb]
     result
 }
 
+/// Removes the temporary files of `path` left by builds that died before
+/// their rename (`kill -9`, out of memory, power loss): each is named
+/// after its process (`<collection>.senderdb.<pid>.tmp`), and one whose
+/// process no longer runs will never be finished. A file of a process that
+/// still runs (a concurrent build) is left alone. Best effort: failures
+/// are logged, never fatal.
+fn remove_abandoned_temp_files(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let tmp = entry.path();
+        match fs::remove_file(&tmp) {
+            Ok(()) => {
+                tracing::info!(file = %tmp.display(), "removed the temporary file of an interrupted build")
+            }
+            Err(e) => {
+                tracing::warn!(file = %tmp.display(), error = %e, "cannot remove the temporary file of an interrupted build")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abandoned_temp_files_are_removed_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwords.senderdb");
+        // pid_max is at most 2^22: this process cannot exist.
+        let dead = dir.path().join("passwords.senderdb.4194305.tmp");
+        let live = dir
+            .path()
+            .join(format!("passwords.senderdb.{}.tmp", std::process::id()));
+        let init = dir.path().join("passwords.senderdb.1.tmp");
+        let other = dir.path().join("credentials.senderdb.4194305.tmp");
+        for f in [&dead, &live, &init, &other] {
+            fs::write(f, b"partial").unwrap();
+        }
+        remove_abandoned_temp_files(&path);
+        assert!(!dead.exists());
+        assert!(live.exists() && init.exists() && other.exists());
+    }
 
     #[test]
     fn damaged_headers_are_rejected() {

@@ -48,6 +48,7 @@ pub mod file;
 pub mod keys;
 mod progress;
 mod refresh;
+pub mod servable;
 
 use std::fmt;
 use std::fs::{self, File};

@@ -150,9 +150,26 @@ impl ServerProcess {
     /// `breach-server ARGS` (whole command line, e.g. with global flags
     /// before `serve`), waiting for `ready on`.
     pub fn spawn(args: &[&str], stderr: PathBuf, cwd: &Path) -> Self {
-        let mut child = bin()
-            .current_dir(cwd)
+        let mut cmd = bin();
+        cmd.current_dir(cwd).args(args);
+        Self::spawn_command(cmd, stderr)
+    }
+
+    /// `breach-server serve ARGS --listen 127.0.0.1:0` logging at
+    /// `RUST_LOG=rust_log`, waiting for `ready on`.
+    pub fn start_logging(args: &[&str], stderr: PathBuf, rust_log: &str) -> Self {
+        let mut cmd = bin();
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("RUST_LOG", rust_log)
+            .arg("serve")
             .args(args)
+            .args(["--listen", "127.0.0.1:0"]);
+        Self::spawn_command(cmd, stderr)
+    }
+
+    /// Runs `cmd` (a `breach-server` command line), waiting for `ready on`.
+    pub fn spawn_command(mut cmd: Command, stderr: PathBuf) -> Self {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&stderr).unwrap())
             .spawn()
