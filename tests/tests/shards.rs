@@ -301,3 +301,55 @@ fn misconfigured_shards_are_refused_by_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("shard 0/2"), "{err}");
 }
+
+#[test]
+fn the_front_reaches_its_shards_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    server_ok(&["dev-cert", "--out", s(&tls)]);
+    let keys = keygen(dir.path());
+    let build = ["--keys", s(&keys), "--expected-items", EXPECTED];
+    let stores: Vec<PathBuf> = (0..2)
+        .map(|i| shard_store(dir.path(), i, 2, &[], &build))
+        .collect();
+    let cert = tls.join("server.pem");
+    let key = tls.join("server-key.pem");
+    let shards: Vec<ServerProcess> = stores
+        .iter()
+        .enumerate()
+        .map(|(i, store)| {
+            ServerProcess::serve(
+                store,
+                &["--tls-cert", s(&cert), "--tls-key", s(&key)],
+                dir.path().join(format!("tls-shard-{i}.log")),
+            )
+        })
+        .collect();
+    // The certificate names localhost, so the shards are reached by name.
+    let urls: Vec<String> = shards
+        .iter()
+        .map(|p| format!("https://localhost:{}", p.addr().port()))
+        .collect();
+    let ca = tls.join("ca.pem");
+
+    // Without the shards' CA the front refuses to start.
+    let mut cmd = server_command();
+    cmd.args(["front", "--listen", "127.0.0.1:0"]);
+    for u in &urls {
+        cmd.args(["--shard", u]);
+    }
+    let out = e2e_tests::run_with_timeout(cmd, None, e2e_tests::COMMAND_TIMEOUT);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr_text().contains("--shard-ca"),
+        "{}",
+        out.stderr_text()
+    );
+
+    let front = ServerProcess::front(
+        &urls,
+        &["--shard-ca", s(&ca), "--poll-interval", "0.2"],
+        dir.path().join("tls-front.log"),
+    );
+    assert_fixture_answer(&front.url(), "firefox", false);
+}
