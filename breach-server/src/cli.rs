@@ -827,6 +827,14 @@ fn serve(args: &ServeArgs, out: &mut impl Write) -> Result<()> {
         // says NOT_SERVING while the databases load.
         let listener = server::bind(&config.listen).await?;
         let catalog = Arc::new(Catalog::new(&Collection::ALL));
+        // A shard says which shard it is from the start (a front polling
+        // it while it loads must not take it for another one).
+        if let Some(dir) = &args.store
+            && dir.join(DB_FILE_NAME).is_file()
+        {
+            let dir = dir.clone();
+            catalog.set_deployment(blocking(move || Store::open(&dir)?.deployment()).await?);
+        }
         let handle = server::serve_on(listener, catalog.clone(), &config).await?;
         // A mistyped --store fails next (after the addresses, which fail
         // first), before anything is printed.

@@ -462,6 +462,10 @@ fn merge(
     };
     let reference = tiers(first);
     for (shard, answer) in shards.iter().zip(&answers) {
+        if answer.collections.is_empty() {
+            // Started but still loading: its shard is not known yet either.
+            return Err(shard.error("still loading its databases", true));
+        }
         let info = answer.shard.unwrap_or(pb::ShardInfo { index: 0, count: 1 });
         if info.count != count || info.index != shard.index {
             return Err(shard.error(
