@@ -16,7 +16,7 @@ use breach_server::server::{self, ServeConfig};
 use breach_server::service::Limits;
 use breach_server::store::{Collection, Store};
 use psi_core::wire::Codec;
-use psi_core::{OprfClient, OprfResponse, PsiParams, Receiver, ResultPart};
+use psi_core::{OprfClient, OprfResponse, PsiParams, Receiver};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -615,20 +615,7 @@ async fn vault_check(
             })
             .await
             .into_inner();
-            let mut parts = Vec::new();
-            let mut trailer = None;
-            while let Some(p) = stream.message().await.unwrap() {
-                assert!(trailer.is_none(), "nothing follows the trailer");
-                match p.trailer {
-                    Some(t) => trailer = Some(t.parts),
-                    None => parts.push(ResultPart::from_wire(&p.result_part).unwrap()),
-                }
-            }
-            assert_eq!(
-                trailer,
-                Some(parts.len() as u32),
-                "the answer ends with its trailer"
-            );
+            let parts = common::read_answer(&mut stream).await;
             let r = receiver.clone();
             let results = tokio::task::spawn_blocking(move || r.decode(&state, &parts).unwrap())
                 .await

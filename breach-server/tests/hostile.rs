@@ -158,19 +158,7 @@ async fn check(client: &mut BreachCheckClient<Channel>, items: &[&[u8]]) -> Vec<
         .await
         .unwrap()
         .into_inner();
-    let mut parts = Vec::new();
-    let mut trailer = None;
-    while let Some(p) = stream.message().await.unwrap() {
-        match p.trailer {
-            Some(t) => trailer = Some(t.parts),
-            None => parts.push(ResultPart::from_wire(&p.result_part).unwrap()),
-        }
-    }
-    assert_eq!(
-        trailer,
-        Some(parts.len() as u32),
-        "the answer ends with its trailer"
-    );
+    let parts = common::read_answer(&mut stream).await;
     assert!(!parts.is_empty());
     assert!(parts.iter().all(|p| p.total_parts as usize == parts.len()));
     receiver

@@ -85,20 +85,7 @@ pub async fn check_with(
         .await
         .unwrap()
         .into_inner();
-    let mut parts = Vec::new();
-    let mut trailer = None;
-    while let Some(p) = stream.message().await.unwrap() {
-        assert!(trailer.is_none(), "nothing follows the trailer");
-        match p.trailer {
-            Some(t) => trailer = Some(t.parts),
-            None => parts.push(ResultPart::from_wire(&p.result_part).unwrap()),
-        }
-    }
-    assert_eq!(
-        trailer,
-        Some(parts.len() as u32),
-        "the answer ends with its trailer"
-    );
+    let parts = read_answer(&mut stream).await;
     receiver
         .decode(&state, &parts)
         .unwrap()
@@ -223,4 +210,24 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads a whole Query answer: its result parts, checking that it ends
+/// with the trailer declaring exactly that many and nothing after it.
+pub async fn read_answer(stream: &mut tonic::Streaming<pb::QueryResponsePart>) -> Vec<ResultPart> {
+    let mut parts = Vec::new();
+    let mut trailer = None;
+    while let Some(p) = stream.message().await.unwrap() {
+        assert!(trailer.is_none(), "nothing follows the trailer");
+        match p.trailer {
+            Some(t) => trailer = Some(t.parts),
+            None => parts.push(ResultPart::from_wire(&p.result_part).unwrap()),
+        }
+    }
+    assert_eq!(
+        trailer,
+        Some(parts.len() as u32),
+        "the answer ends with its trailer"
+    );
+    parts
 }
