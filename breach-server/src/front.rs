@@ -429,6 +429,13 @@ async fn poll(
     }
 }
 
+/// A caller: its limits key, its address, its `grpc-timeout`.
+type Caller = (
+    crate::limits::ClientKey,
+    Option<std::net::IpAddr>,
+    Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+);
+
 /// What must be identical for one tier on every shard: collection, tier
 /// name, PSI parameters, HE fingerprint, query size, OPRF key id.
 type TierKey = (i32, String, Vec<u8>, Vec<u8>, u64, Vec<u8>);
@@ -578,6 +585,20 @@ impl FrontService {
         }
     }
 
+    /// Who calls and with what deadline: the client charged by the
+    /// limits, the address forwarded to the shards and the `grpc-timeout`
+    /// passed on. Refuses while the deployment is not serving.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        self.consistent()?;
+        let peer = request.remote_addr();
+        let metadata = request.metadata();
+        Ok((
+            self.limiter.client(metadata, peer),
+            self.limiter.client_ip(metadata, peer),
+            metadata.get("grpc-timeout").cloned(),
+        ))
+    }
+
     /// A request to a shard carrying the client's address and deadline.
     fn forward<T>(
         &self,
@@ -649,11 +670,7 @@ impl pb::breach_check_server::BreachCheck for FrontService {
         &self,
         request: Request<pb::OprfRequest>,
     ) -> Result<Response<pb::OprfResponse>, Status> {
-        self.consistent()?;
-        let peer = request.remote_addr();
-        let client = self.limiter.client(request.metadata(), peer);
-        let client_ip = self.limiter.client_ip(request.metadata(), peer);
-        let timeout = request.metadata().get("grpc-timeout").cloned();
+        let (client, client_ip, timeout) = self.caller(&request)?;
         let req = request.into_inner();
         let n = req.blinded_elements.len();
         if n > self.limiter.limits().max_items_per_query {
@@ -689,11 +706,7 @@ impl pb::breach_check_server::BreachCheck for FrontService {
         &self,
         request: Request<pb::QueryRequest>,
     ) -> Result<Response<Self::QueryStream>, Status> {
-        self.consistent()?;
-        let peer = request.remote_addr();
-        let client = self.limiter.client(request.metadata(), peer);
-        let client_ip = self.limiter.client_ip(request.metadata(), peer);
-        let timeout = request.metadata().get("grpc-timeout").cloned();
+        let (client, client_ip, timeout) = self.caller(&request)?;
         let req = request.into_inner();
         let targets = self.targets(&req)?;
         let permit = self
